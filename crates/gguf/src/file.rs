@@ -1,0 +1,236 @@
+//! `GgufFile`: header parsing, layout validation, and access to the mapped bytes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::cursor::Cursor;
+use crate::metadata::Metadata;
+use crate::tensor::{RawTensor, TensorInfo, read_tensor_infos};
+use crate::{GgufError, keys};
+
+/// "GGUF" as the first four bytes.
+const MAGIC: &[u8; 4] = b"GGUF";
+/// Alignment of the data section and of every tensor when general.alignment is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+
+enum Bytes {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mmap(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A parsed GGUF file. Tensor data stays in the mapped (or owned) buffer; nothing is copied.
+pub struct GgufFile {
+    bytes: Bytes,
+    version: u32,
+    alignment: u64,
+    data_offset: u64,
+    metadata: Metadata,
+    tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+}
+
+impl GgufFile {
+    /// Memory-maps `path` and parses its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
+        let path = path.as_ref();
+        let io = |source| GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            // mmap of an empty file fails on some platforms; let the parser report it.
+            return Self::from_bytes(Vec::new());
+        }
+        // SAFETY: the map is read-only and private to this process. If another process
+        // truncates or rewrites the file while it is mapped, reads may fault or see changed
+        // bytes; like llama.cpp we accept that model files are not modified while in use.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::parse(Bytes::Mmap(map))
+    }
+
+    /// Parses a file held in memory (tests, fuzzing, downloads).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
+        Self::parse(Bytes::Owned(bytes))
+    }
+
+    fn parse(bytes: Bytes) -> Result<GgufFile, GgufError> {
+        let buf = bytes.as_slice();
+        let mut c = Cursor::new(buf);
+        let magic = c.take(4, "magic")?;
+        if magic != MAGIC {
+            return Err(GgufError::BadMagic {
+                found: magic.to_vec(),
+            });
+        }
+        let version = c.u32("version")?;
+        // v1 used 32-bit counts and lengths; no current model ships in it.
+        if version != 2 && version != 3 {
+            return Err(GgufError::UnsupportedVersion { version, offset: 4 });
+        }
+        let n_tensors = c.u64("tensor count")?;
+        let n_kv = c.u64("metadata count")?;
+        let metadata = Metadata::read(&mut c, n_kv)?;
+        let alignment = read_alignment(&metadata)?;
+        let raw = read_tensor_infos(&mut c, n_tensors)?;
+
+        let header_end = c.pos();
+        let data_offset =
+            header_end
+                .checked_next_multiple_of(alignment)
+                .ok_or(GgufError::BadAlignment {
+                    alignment,
+                    offset: metadata.offset_of(keys::GENERAL_ALIGNMENT).unwrap_or(0),
+                })?;
+        let tensors = place_tensors(raw, data_offset, alignment, buf.len() as u64)?;
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(GgufFile {
+            bytes,
+            version,
+            alignment,
+            data_offset,
+            metadata,
+            tensors,
+            by_name,
+        })
+    }
+
+    /// Format version (2 or 3).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Data alignment: general.alignment, or 32.
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Tensors in file order.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The bytes of tensor `t`. Extents were checked at open; a `TensorInfo` from another
+    /// file that does not fit this one gives an empty slice rather than a panic.
+    pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
+        let buf = self.bytes();
+        let start = usize::try_from(t.offset).unwrap_or(usize::MAX);
+        let end = t
+            .offset
+            .checked_add(t.n_bytes)
+            .and_then(|e| usize::try_from(e).ok())
+            .unwrap_or(usize::MAX);
+        buf.get(start..end).unwrap_or(&[])
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Absolute offset of the tensor data section.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("version", &self.version)
+            .field("alignment", &self.alignment)
+            .field("data_offset", &self.data_offset)
+            .field("n_kv", &self.metadata.len())
+            .field("n_tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+fn read_alignment(md: &Metadata) -> Result<u64, GgufError> {
+    let Some(offset) = md.offset_of(keys::GENERAL_ALIGNMENT) else {
+        return Ok(DEFAULT_ALIGNMENT);
+    };
+    let alignment = md.get_u64(keys::GENERAL_ALIGNMENT)?;
+    if !alignment.is_power_of_two() {
+        return Err(GgufError::BadAlignment { alignment, offset });
+    }
+    Ok(alignment)
+}
+
+/// Makes offsets absolute and checks that every tensor is aligned, inside the file, and
+/// disjoint from the others, so `tensor_data` can slice without checks.
+fn place_tensors(
+    raw: Vec<RawTensor>,
+    data_offset: u64,
+    alignment: u64,
+    file_len: u64,
+) -> Result<Vec<TensorInfo>, GgufError> {
+    let mut tensors = Vec::with_capacity(raw.len());
+    for RawTensor {
+        mut info,
+        header_offset,
+    } in raw
+    {
+        let rel = info.offset;
+        if rel % alignment != 0 {
+            return Err(GgufError::MisalignedTensor {
+                name: info.name,
+                data_offset: rel,
+                alignment,
+                offset: header_offset,
+            });
+        }
+        let start = data_offset.checked_add(rel);
+        let end = start.and_then(|s| s.checked_add(info.n_bytes));
+        match (start, end) {
+            (Some(start), Some(end)) if end <= file_len => info.offset = start,
+            _ => {
+                return Err(GgufError::TensorOutOfBounds {
+                    name: info.name,
+                    start: start.unwrap_or(u64::MAX),
+                    end: end.unwrap_or(u64::MAX),
+                    file_len,
+                    offset: header_offset,
+                });
+            }
+        }
+        tensors.push(info);
+    }
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by_key(|&i| tensors[i].offset);
+    for w in order.windows(2) {
+        let (a, b) = (&tensors[w[0]], &tensors[w[1]]);
+        let a_end = a.offset + a.n_bytes;
+        if b.offset < a_end {
+            return Err(GgufError::TensorOverlap {
+                name: b.name.clone(),
+                start: b.offset,
+                other: a.name.clone(),
+                other_end: a_end,
+            });
+        }
+    }
+    Ok(tensors)
+}

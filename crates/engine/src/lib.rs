@@ -1,1 +1,7 @@
-//! placeholder
+//! Generation-side logic on top of a model: chat templates and the sampler chain.
+
+pub mod chat_template;
+pub mod sampler;
+
+pub use chat_template::{ChatMessage, ChatTemplate, TemplateError, chatml};
+pub use sampler::{Sampler, SamplerConfig, log_softmax, top_logprobs};

@@ -1,0 +1,148 @@
+//! The plain-data description of a vocabulary (what GGUF's `tokenizer.*` keys hold), and
+//! llama.cpp's per-model defaults for what a file leaves out.
+
+use crate::error::TokenizerError;
+use crate::pretok::PreSplit;
+
+/// Everything needed to build a [`crate::Tokenizer`], as read from `tokenizer.ggml.*`.
+/// `None` means the key is absent, so llama.cpp's default for the model type applies.
+#[derive(Clone, Debug, Default)]
+pub struct TokenizerSpec {
+    /// `tokenizer.ggml.model`: "gpt2" (byte-level BPE) or "llama" (SentencePiece).
+    pub model: String,
+    /// `tokenizer.ggml.pre`.
+    pub pre: Option<String>,
+    pub tokens: Vec<String>,
+    pub scores: Option<Vec<f32>>,
+    /// llama.cpp token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    pub token_types: Option<Vec<i32>>,
+    /// "left right" pairs, highest priority first.
+    pub merges: Option<Vec<String>>,
+    pub ids: SpecialIds,
+    pub add_bos: Option<bool>,
+    pub add_eos: Option<bool>,
+    pub add_space_prefix: Option<bool>,
+    /// `general.name`, used only for llama.cpp's per-model token attribute fixes.
+    pub name: Option<String>,
+}
+
+/// Special token ids as stored in the file (may be out of range; that is checked later).
+#[derive(Clone, Debug, Default)]
+pub struct SpecialIds {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub eom: Option<u32>,
+    pub unk: Option<u32>,
+    pub sep: Option<u32>,
+    pub pad: Option<u32>,
+    pub mask: Option<u32>,
+    pub fim_pre: Option<u32>,
+    pub fim_suf: Option<u32>,
+    pub fim_mid: Option<u32>,
+    pub fim_pad: Option<u32>,
+    pub fim_rep: Option<u32>,
+    pub fim_sep: Option<u32>,
+}
+
+/// What a BPE pre-tokenizer name implies (llama.cpp `llama_vocab::impl::load`).
+pub(crate) struct PreInfo {
+    pub(crate) split: PreSplit,
+    pub(crate) clean_spaces: bool,
+    pub(crate) ignore_merges: bool,
+    pub(crate) add_bos: bool,
+    pub(crate) no_bos: bool,
+}
+
+/// Pre types llama.cpp knows but whose regexes are not implemented here.
+const KNOWN_UNSUPPORTED: &[&str] = &[
+    "deepseek-llm",
+    "deepseek-coder",
+    "deepseek-v3",
+    "spark2_5",
+    "youtu",
+    "falcon",
+    "jais-2",
+    "gemma4",
+    "granite-embed-multi-311m",
+    "sarvam-moe",
+    "whitespace",
+    "qwen35",
+    "poro-chat",
+    "viking",
+    "tekken",
+    "bloom",
+    "gpt3-finnish",
+    "exaone-moe",
+    "chameleon",
+    "gpt-4o",
+    "llama4",
+    "kanana2",
+    "talkie",
+    "granite-embed-multi-97m",
+    "tiny_aya",
+    "cohere2moe",
+    "superbpe",
+    "bailingmoe",
+    "bailingmoe2",
+    "llada-moe",
+    "seed-coder",
+    "hunyuan-dense",
+    "hy_v4",
+    "joyai-llm",
+    "kimi-k2",
+    "ufakzeka",
+    "afmoe",
+    "laguna",
+    "minimax-m2",
+    "minicpm5",
+];
+
+pub(crate) fn bpe_pre_info(pre: Option<&str>) -> Result<PreInfo, TokenizerError> {
+    let info = |split, clean_spaces| PreInfo {
+        split,
+        clean_spaces,
+        ignore_merges: false,
+        add_bos: false,
+        no_bos: false,
+    };
+    use PreSplit::*;
+    // A missing pre type falls back to "default" in llama.cpp (with a loud warning).
+    let Some(pre) = pre.filter(|p| !p.is_empty()) else {
+        return Ok(info(Default, true));
+    };
+    Ok(match pre {
+        "default" => info(Default, true),
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
+        | "lfm2" | "jina-v5-nano" => PreInfo {
+            ignore_merges: true,
+            add_bos: true,
+            ..info(Llama3, true)
+        },
+        "dbrx" | "smaug-bpe" => info(Llama3, true),
+        "chatglm-bpe" => PreInfo {
+            no_bos: true,
+            ..info(Llama3, true)
+        },
+        "glm4" | "glm5" => PreInfo {
+            no_bos: true,
+            ignore_merges: true,
+            ..info(Llama3, true)
+        },
+        "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
+        | "a.x-4.0" | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "exaone4"
+        | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => info(Gpt2, true),
+        "trillion" | "granite-docling" => info(Gpt2, false),
+        "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => {
+            info(Starcoder, true)
+        }
+        "command-r" | "smollm" => info(Starcoder, false),
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open"
+        | "grok-2" => info(Qwen2, false),
+        "megrez" | "stablelm2" => info(Qwen2, true),
+        p if KNOWN_UNSUPPORTED.contains(&p) => {
+            return Err(TokenizerError::UnsupportedPreTokenizer(p.to_string()));
+        }
+        p => return Err(TokenizerError::UnknownPreTokenizer(p.to_string())),
+    })
+}

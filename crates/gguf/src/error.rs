@@ -94,7 +94,7 @@ pub enum GgufError {
     },
     #[error("metadata key {key:?} is missing")]
     MissingKey { key: String },
-    #[error("metadata key {key:?} (value at offset {offset}) is {found}, expected {expected}")]
+    #[error("metadata key {key:?} (at offset {offset}) is {found}, expected {expected}")]
     WrongType {
         key: String,
         expected: &'static str,

@@ -172,7 +172,19 @@ fn read_alignment(md: &Metadata) -> Result<u64, GgufError> {
     let Some(offset) = md.offset_of(keys::GENERAL_ALIGNMENT) else {
         return Ok(DEFAULT_ALIGNMENT);
     };
-    let alignment = md.get_u64(keys::GENERAL_ALIGNMENT)?;
+    // llama.cpp and gguf-py both insist on u32 here; a file they reject we reject too.
+    let alignment = match md.get(keys::GENERAL_ALIGNMENT) {
+        Some(crate::Value::U32(a)) => u64::from(*a),
+        Some(v) => {
+            return Err(GgufError::WrongType {
+                key: keys::GENERAL_ALIGNMENT.into(),
+                expected: "u32",
+                found: v.type_name(),
+                offset,
+            });
+        }
+        None => DEFAULT_ALIGNMENT,
+    };
     if !alignment.is_power_of_two() {
         return Err(GgufError::BadAlignment { alignment, offset });
     }
@@ -194,7 +206,7 @@ fn place_tensors(
     } in raw
     {
         let rel = info.offset;
-        if rel % alignment != 0 {
+        if !rel.is_multiple_of(alignment) {
             return Err(GgufError::MisalignedTensor {
                 name: info.name,
                 data_offset: rel,

@@ -10,7 +10,7 @@ use crate::value::{Array, Value, ValueType, read_value};
 struct Entry {
     key: String,
     value: Value,
-    /// File offset of the value's type tag, for error messages.
+    /// File offset where the key/value pair starts (its key length), for error messages.
     offset: u64,
 }
 
@@ -32,16 +32,12 @@ impl Metadata {
             index: HashMap::with_capacity(n_kv as usize),
         };
         for _ in 0..n_kv {
-            let key_offset = c.pos();
-            let key = c.string("metadata key")?;
             let offset = c.pos();
+            let key = c.string("metadata key")?;
             let ty = ValueType::read(c)?;
             let value = read_value(c, ty, 0)?;
             if md.index.contains_key(&key) {
-                return Err(GgufError::DuplicateKey {
-                    key,
-                    offset: key_offset,
-                });
+                return Err(GgufError::DuplicateKey { key, offset });
             }
             md.index.insert(key.clone(), md.entries.len());
             md.entries.push(Entry { key, value, offset });
@@ -53,7 +49,7 @@ impl Metadata {
         self.index.get(key).map(|&i| &self.entries[i].value)
     }
 
-    /// File offset of the value stored under `key` (its type tag).
+    /// File offset where the key/value pair for `key` starts.
     pub fn offset_of(&self, key: &str) -> Option<u64> {
         self.index.get(key).map(|&i| self.entries[i].offset)
     }

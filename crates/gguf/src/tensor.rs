@@ -121,13 +121,16 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<TensorInfo, GgufError> {
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .ok_or_else(overflow)?;
     let ne0 = dims.first().copied().unwrap_or(1);
-    let row = ty.row_bytes(ne0).ok_or_else(|| GgufError::PartialBlock {
-        name: name.clone(),
-        ty,
-        ne0,
-        block_size: ty.block_size(),
-        offset: dims_offset,
-    })?;
+    if !ne0.is_multiple_of(ty.block_size() as u64) {
+        return Err(GgufError::PartialBlock {
+            name,
+            ty,
+            ne0,
+            block_size: ty.block_size(),
+            offset: dims_offset,
+        });
+    }
+    let row = ty.row_bytes(ne0).ok_or_else(overflow)?;
     let n_bytes = row.checked_mul(n_elements / ne0).ok_or_else(overflow)?;
     Ok(TensorInfo {
         name,

@@ -1,1 +1,149 @@
-//! placeholder
+//! Quantized tensor kernels for the CPU: ggml's block layouts, a scalar reference kernel for
+//! every type, x86 SIMD versions of the hot ones, a dispatch table chosen once at first use,
+//! and the matrix-vector product the model runs on.
+//!
+//! Layout follows ggml's CPU backend: [`scalar`] holds the `_generic` reference kernels,
+//! `x86` the `#[target_feature]` ones, [`dispatch`] the per-type table, [`ops`] the matmul.
+
+pub mod blocks;
+pub mod dispatch;
+pub mod ops;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use dispatch::{Kernels, VecDotFn};
+pub use lingqiao_gguf::{GgmlType, QK_K};
+
+/// Errors from the checked entry points. The hot path ([`vec_dot`]) does not return these: its
+/// callers validate shapes once when the model is loaded.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum KernelError {
+    #[error("{n} elements is not a whole number of {ty} blocks ({block} each)")]
+    NotWholeBlocks {
+        ty: GgmlType,
+        n: usize,
+        block: usize,
+    },
+    #[error("{what}: expected {expected} bytes, got {got}")]
+    ByteLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{what}: expected {expected} elements, got {got}")]
+    ElementCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{op} is not supported for {ty}")]
+    Unsupported { op: &'static str, ty: GgmlType },
+    #[error("row {row} out of range: the tensor has {rows} rows")]
+    RowOutOfRange { row: usize, rows: usize },
+}
+
+/// Bytes of `n` elements of `ty`, or an error if `n` is not whole blocks.
+pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, KernelError> {
+    ty.row_bytes(n as u64)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or(KernelError::NotWholeBlocks {
+            ty,
+            n,
+            block: ty.block_size(),
+        })
+}
+
+fn check_row(ty: GgmlType, what: &'static str, n: usize, bytes: usize) -> Result<(), KernelError> {
+    let expected = row_bytes(ty, n)?;
+    if bytes != expected {
+        return Err(KernelError::ByteLength {
+            what,
+            expected,
+            got: bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The type activations are quantized to before a dot product with weights of type `ty`, as in
+/// ggml's `type_traits_cpu[ty].vec_dot_type`.
+pub const fn vec_dot_type(ty: GgmlType) -> GgmlType {
+    match ty {
+        GgmlType::F32 => GgmlType::F32,
+        GgmlType::F16 => GgmlType::F16,
+        GgmlType::BF16 => GgmlType::BF16,
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => GgmlType::Q8_0,
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q8_1 => GgmlType::Q8_1,
+        GgmlType::Q2_K
+        | GgmlType::Q3_K
+        | GgmlType::Q4_K
+        | GgmlType::Q5_K
+        | GgmlType::Q6_K
+        | GgmlType::Q8_K => GgmlType::Q8_K,
+    }
+}
+
+/// Decode one row of `dst.len()` elements of type `ty` from `src` (exactly that row's bytes).
+pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
+    check_row(ty, "dequantize_row source", dst.len(), src.len())?;
+    let f = match ty {
+        GgmlType::F32 => scalar::dequantize_row_f32,
+        GgmlType::F16 => scalar::dequantize_row_f16,
+        GgmlType::BF16 => scalar::dequantize_row_bf16,
+        GgmlType::Q4_0 => scalar::dequantize_row_q4_0,
+        GgmlType::Q4_1 => scalar::dequantize_row_q4_1,
+        GgmlType::Q5_0 => scalar::dequantize_row_q5_0,
+        GgmlType::Q5_1 => scalar::dequantize_row_q5_1,
+        GgmlType::Q8_0 => scalar::dequantize_row_q8_0,
+        GgmlType::Q8_1 => scalar::dequantize_row_q8_1,
+        GgmlType::Q2_K => scalar::dequantize_row_q2_k,
+        GgmlType::Q3_K => scalar::dequantize_row_q3_k,
+        GgmlType::Q4_K => scalar::dequantize_row_q4_k,
+        GgmlType::Q5_K => scalar::dequantize_row_q5_k,
+        GgmlType::Q6_K => scalar::dequantize_row_q6_k,
+        GgmlType::Q8_K => scalar::dequantize_row_q8_k,
+    };
+    f(src, dst);
+    Ok(())
+}
+
+/// Encode `src` as one row of `ty` into `dst` (exactly that row's bytes). Only the activation
+/// types are supported: F32, F16, BF16, Q8_0, Q8_1, Q8_K, each bit-for-bit as ggml's reference
+/// quantizer.
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), KernelError> {
+    check_row(ty, "quantize_row destination", src.len(), dst.len())?;
+    let f = match ty {
+        GgmlType::F32 => scalar::quantize_row_f32,
+        GgmlType::F16 => scalar::quantize_row_f16,
+        GgmlType::BF16 => scalar::quantize_row_bf16,
+        GgmlType::Q8_0 => scalar::quantize_row_q8_0,
+        GgmlType::Q8_1 => scalar::quantize_row_q8_1,
+        GgmlType::Q8_K => scalar::quantize_row_q8_k,
+        _ => {
+            return Err(KernelError::Unsupported {
+                op: "quantize_row",
+                ty,
+            });
+        }
+    };
+    f(src, dst);
+    Ok(())
+}
+
+/// Dot product of one weight row `w` (n elements of `ty`) with activations `x` (n elements of
+/// `vec_dot_type(ty)`), through the dispatch table. Lengths are only debug-asserted.
+#[inline]
+pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], x: &[u8]) -> f32 {
+    Kernels::get().vec_dot(ty, n, w, x)
+}
+
+/// As [`vec_dot`] but always through the scalar reference kernels.
+pub fn scalar_vec_dot(ty: GgmlType, n: usize, w: &[u8], x: &[u8]) -> f32 {
+    Kernels::scalar().vec_dot(ty, n, w, x)
+}
+
+/// The instruction set the dispatch picked: "avx512", "avx2" or "scalar".
+pub fn isa() -> &'static str {
+    Kernels::get().isa
+}

@@ -1,0 +1,132 @@
+//! The per-type kernel table, ggml's `type_traits_cpu` reduced to what we use, picked once.
+
+use crate::scalar;
+use lingqiao_gguf::GgmlType;
+use std::sync::OnceLock;
+
+/// `n` elements of one weight row `w` against `n` activations `x` already in the row type's
+/// vec_dot_type.
+pub type VecDotFn = fn(n: usize, w: &[u8], x: &[u8]) -> f32;
+
+/// One dot-product kernel per weight type, all for the same instruction set.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    /// "avx512", "avx2" or "scalar".
+    pub isa: &'static str,
+    pub f32: VecDotFn,
+    pub f16: VecDotFn,
+    pub bf16: VecDotFn,
+    pub q4_0: VecDotFn,
+    pub q4_1: VecDotFn,
+    pub q5_0: VecDotFn,
+    pub q5_1: VecDotFn,
+    pub q8_0: VecDotFn,
+    pub q8_1: VecDotFn,
+    pub q2_k: VecDotFn,
+    pub q3_k: VecDotFn,
+    pub q4_k: VecDotFn,
+    pub q5_k: VecDotFn,
+    pub q6_k: VecDotFn,
+    pub q8_k: VecDotFn,
+}
+
+const SCALAR: Kernels = Kernels {
+    isa: "scalar",
+    f32: scalar::vec_dot_f32,
+    f16: scalar::vec_dot_f16,
+    bf16: scalar::vec_dot_bf16,
+    q4_0: scalar::vec_dot_q4_0_q8_0,
+    q4_1: scalar::vec_dot_q4_1_q8_1,
+    q5_0: scalar::vec_dot_q5_0_q8_0,
+    q5_1: scalar::vec_dot_q5_1_q8_1,
+    q8_0: scalar::vec_dot_q8_0_q8_0,
+    q8_1: scalar::vec_dot_q8_1_q8_1,
+    q2_k: scalar::vec_dot_q2_k_q8_k,
+    q3_k: scalar::vec_dot_q3_k_q8_k,
+    q4_k: scalar::vec_dot_q4_k_q8_k,
+    q5_k: scalar::vec_dot_q5_k_q8_k,
+    q6_k: scalar::vec_dot_q6_k_q8_k,
+    q8_k: scalar::vec_dot_q8_k_q8_k,
+};
+
+static SELECTED: OnceLock<Kernels> = OnceLock::new();
+
+impl Kernels {
+    /// The portable reference table.
+    pub fn scalar() -> &'static Kernels {
+        &SCALAR
+    }
+
+    /// The AVX2 table, if this CPU has AVX2, FMA and F16C.
+    pub fn avx2() -> Option<&'static Kernels> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            crate::x86::avx2_table()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    /// The AVX-512 table, if this CPU has what it needs (AVX512F/BW/VL + VNNI + AVX2/FMA/F16C).
+    pub fn avx512() -> Option<&'static Kernels> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            crate::x86::avx512_table()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+
+    /// The table used by [`crate::vec_dot`] and [`crate::ops::matmul`]: the best one this CPU
+    /// supports, or scalar if `LINGQIAO_FORCE_SCALAR=1`. Decided on first use, then fixed.
+    pub fn get() -> &'static Kernels {
+        SELECTED.get_or_init(|| {
+            if std::env::var("LINGQIAO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
+                return SCALAR;
+            }
+            *Self::avx512().or_else(Self::avx2).unwrap_or(&SCALAR)
+        })
+    }
+
+    /// The dot-product kernel for weights of type `ty`.
+    #[inline]
+    pub fn vec_dot_fn(&self, ty: GgmlType) -> VecDotFn {
+        match ty {
+            GgmlType::F32 => self.f32,
+            GgmlType::F16 => self.f16,
+            GgmlType::BF16 => self.bf16,
+            GgmlType::Q4_0 => self.q4_0,
+            GgmlType::Q4_1 => self.q4_1,
+            GgmlType::Q5_0 => self.q5_0,
+            GgmlType::Q5_1 => self.q5_1,
+            GgmlType::Q8_0 => self.q8_0,
+            GgmlType::Q8_1 => self.q8_1,
+            GgmlType::Q2_K => self.q2_k,
+            GgmlType::Q3_K => self.q3_k,
+            GgmlType::Q4_K => self.q4_k,
+            GgmlType::Q5_K => self.q5_k,
+            GgmlType::Q6_K => self.q6_k,
+            GgmlType::Q8_K => self.q8_k,
+        }
+    }
+
+    /// See [`crate::vec_dot`].
+    #[inline]
+    pub fn vec_dot(&self, ty: GgmlType, n: usize, w: &[u8], x: &[u8]) -> f32 {
+        debug_assert_eq!(
+            ty.row_bytes(n as u64),
+            Some(w.len() as u64),
+            "weight row length"
+        );
+        debug_assert_eq!(
+            crate::vec_dot_type(ty).row_bytes(n as u64),
+            Some(x.len() as u64),
+            "activation row length"
+        );
+        (self.vec_dot_fn(ty))(n, w, x)
+    }
+}

@@ -1,0 +1,33 @@
+//! Portable reference kernels, one per type: the `_generic` functions of ggml's CPU backend.
+//!
+//! These define the results; the SIMD kernels in `x86` are tested against them. They are
+//! written for clarity, with integer sums kept exact per block, so a SIMD kernel that keeps the
+//! same per-block integer sums can reproduce them bit for bit.
+//!
+//! Every function takes whole blocks. Lengths are the caller's job (checked once at the public
+//! entry points, or at model load for the hot path); a short slice makes a kernel stop early
+//! rather than panic.
+
+mod float;
+mod kquants;
+mod legacy;
+
+pub use float::*;
+pub use kquants::*;
+pub use legacy::*;
+
+use bytemuck::Pod;
+
+/// The whole blocks at the start of `bytes`, viewed in place (blocks have alignment 1).
+#[inline(always)]
+pub(crate) fn blocks<B: Pod>(bytes: &[u8]) -> &[B] {
+    let whole = bytes.len() / size_of::<B>() * size_of::<B>();
+    bytemuck::cast_slice(&bytes[..whole])
+}
+
+/// As [`blocks`], mutable.
+#[inline(always)]
+pub(crate) fn blocks_mut<B: Pod>(bytes: &mut [u8]) -> &mut [B] {
+    let whole = bytes.len() / size_of::<B>() * size_of::<B>();
+    bytemuck::cast_slice_mut(&mut bytes[..whole])
+}

@@ -69,7 +69,7 @@ fn progress_bar(file: &FileSpec, progress: bool) -> ProgressBar {
         Some(size) => ProgressBar::new(size),
         None => ProgressBar::new_spinner(),
     };
-    let template = "{msg:24!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}";
+    let template = "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}";
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }

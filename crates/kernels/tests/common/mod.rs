@@ -71,3 +71,56 @@ pub fn fixture(ty: GgmlType) -> Fixture {
 pub fn activations() -> Vec<f32> {
     f32s("act.f32.bin")
 }
+
+use half::f16;
+use lingqiao_kernels::{quantize_row, vec_dot_type};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Byte offsets within a block of the f16 scale fields, which random bytes could make
+/// inf/NaN; they get small finite values instead.
+fn f16_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// A random row of n elements of weight type `ty`: random bits with sane scales, or random
+/// normal-ish floats for the float types.
+pub fn random_weights(ty: GgmlType, n: usize, r: &mut ChaCha8Rng) -> Vec<u8> {
+    let floats: Vec<f32> = (0..n).map(|_| r.random_range(-2.0f32..2.0)).collect();
+    if matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        let mut out = vec![0u8; ty.row_bytes(n as u64).unwrap() as usize];
+        quantize_row(ty, &floats, &mut out).unwrap();
+        return out;
+    }
+    let ts = ty.type_size();
+    let mut out: Vec<u8> = (0..ty.row_bytes(n as u64).unwrap() as usize)
+        .map(|_| r.random())
+        .collect();
+    for block in out.chunks_exact_mut(ts) {
+        for &off in f16_fields(ty) {
+            let v = r.random_range(-0.05f32..0.05);
+            block[off..off + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Random activations (f32) and the same quantized to `vec_dot_type(ty)`.
+pub fn random_activations(ty: GgmlType, n: usize, r: &mut ChaCha8Rng) -> (Vec<f32>, Vec<u8>) {
+    let x: Vec<f32> = (0..n).map(|_| r.random_range(-3.0f32..3.0)).collect();
+    let vdt = vec_dot_type(ty);
+    let mut q = vec![0u8; vdt.row_bytes(n as u64).unwrap() as usize];
+    quantize_row(vdt, &x, &mut q).unwrap();
+    (x, q)
+}

@@ -1,0 +1,434 @@
+//! AVX2 + FMA + F16C kernels (Haswell and later).
+//!
+//! The K-quant kernels keep the scalar kernels' exact per-block integer sums and combine them
+//! with the same f32 expression in the same order, so they equal the scalar results bit for
+//! bit. The 32-element quants and the float rows accumulate in 8 f32 lanes, as ggml does,
+//! and so differ from scalar in the last bits.
+//!
+//! Every function here must only be called after `is_x86_feature_detected!` confirmed avx2,
+//! fma and f16c: `super::avx2_table` is the only caller.
+
+use crate::blocks::*;
+use crate::scalar::blocks;
+use core::arch::x86_64::*;
+use lingqiao_gguf::QK_K;
+
+/// 32 bytes from the start of `s` (panics if shorter; every caller passes a block field).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn ld(s: &[u8]) -> __m256i {
+    let s = &s[..32];
+    // SAFETY: `s` has 32 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// As [`ld`] for the i8 arrays of activation blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn ld_i8(s: &[i8]) -> __m256i {
+    ld(bytemuck::cast_slice(s))
+}
+
+/// An f16 (little-endian bytes) to f32 with the F16C instruction; same value as `half`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f16(b: [u8; 2]) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(
+        _mm_cvtsi32_si128(u16::from_le_bytes(b) as i32),
+    ))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum_f32(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// The 32 nibbles of 16 bytes as bytes: low nibbles (elements 0..16) then high (16..32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nibbles(s: &[u8; 16]) -> __m256i {
+    // SAFETY: 16 readable bytes, unaligned load.
+    let t = unsafe { _mm_loadu_si128(s.as_ptr().cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(t), t);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+/// Byte i is 0xFF where bit i of `bits` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bits_to_bytes(bits: u32) -> __m256i {
+    // Spread byte k of `bits` over output bytes 8k..8k+8 (shuffles stay within 128-bit lanes,
+    // but every lane holds all four bytes after the broadcast).
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0,
+        ),
+    );
+    let mask = _mm256_set1_epi64x(0x8040201008040201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask)
+}
+
+/// Sums of 4 adjacent products of unsigned `u` (< 128) and signed `s` bytes, in 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+/// As [`dot_u8_i8`] for two signed operands: move x's sign onto y so maddubs sees |x|.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q8_0_q8_0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ8_0>(w), blocks::<BlockQ8_0>(x));
+    let mut acc = _mm256_setzero_ps();
+    for (a, b) in w.iter().zip(x).take(n / QK) {
+        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let s = _mm256_cvtepi32_ps(dot_i8_i8(ld_i8(&a.qs), ld_i8(&b.qs)));
+        acc = _mm256_fmadd_ps(d, s, acc);
+    }
+    hsum_f32(acc)
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_0_q8_0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ4_0>(w), blocks::<BlockQ8_0>(x));
+    let mut acc = _mm256_setzero_ps();
+    for (a, b) in w.iter().zip(x).take(n / QK) {
+        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let q = _mm256_sub_epi8(nibbles(&a.qs), _mm256_set1_epi8(8));
+        let s = _mm256_cvtepi32_ps(dot_i8_i8(q, ld_i8(&b.qs)));
+        acc = _mm256_fmadd_ps(d, s, acc);
+    }
+    hsum_f32(acc)
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ4_1>(w), blocks::<BlockQ8_1>(x));
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK) {
+        summs += f16(a.m) * f16(b.s);
+        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let s = _mm256_cvtepi32_ps(dot_u8_i8(nibbles(&a.qs), ld_i8(&b.qs)));
+        acc = _mm256_fmadd_ps(d, s, acc);
+    }
+    hsum_f32(acc) + summs
+}
+
+/// The 5-bit values of a Q5 block as unsigned bytes 0..32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q5_values(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
+    let high = _mm256_and_si256(
+        bits_to_bytes(u32::from_le_bytes(qh)),
+        _mm256_set1_epi8(0x10),
+    );
+    _mm256_or_si256(nibbles(qs), high)
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ5_0>(w), blocks::<BlockQ8_0>(x));
+    let mut acc = _mm256_setzero_ps();
+    for (a, b) in w.iter().zip(x).take(n / QK) {
+        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let q = _mm256_sub_epi8(q5_values(&a.qs, a.qh), _mm256_set1_epi8(16));
+        let s = _mm256_cvtepi32_ps(dot_i8_i8(q, ld_i8(&b.qs)));
+        acc = _mm256_fmadd_ps(d, s, acc);
+    }
+    hsum_f32(acc)
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ5_1>(w), blocks::<BlockQ8_1>(x));
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK) {
+        summs += f16(a.m) * f16(b.s);
+        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let s = _mm256_cvtepi32_ps(dot_u8_i8(q5_values(&a.qs, a.qh), ld_i8(&b.qs)));
+        acc = _mm256_fmadd_ps(d, s, acc);
+    }
+    hsum_f32(acc) + summs
+}
+
+/// (v >> k) & mask on every byte, for a run-time k < 8.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn shr_mask(v: __m256i, k: u32, mask: i8) -> __m256i {
+    // A 16-bit shift drags bits of the upper byte into the lower one's top; the mask drops them.
+    _mm256_and_si256(
+        _mm256_srl_epi16(v, _mm_cvtsi32_si128(k as i32)),
+        _mm256_set1_epi8(mask),
+    )
+}
+
+/// Scale for i16 lanes 0..8 (elements 0..16 of a 32-run) and 8..16 (elements 16..32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair(lo: i16, hi: i16) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q2_K_q8_K`; bit-identical to the scalar kernel.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ2K>(w), blocks::<BlockQ8K>(x));
+    let mut sumf = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+        let mut summs = 0i32;
+        for g in 0..16 {
+            summs += (a.scales[g] >> 4) as i32 * b.bsum(g) as i32;
+        }
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..2 {
+            let qs = ld(&a.qs[32 * c..]);
+            for j in 0..4 {
+                let q = shr_mask(qs, 2 * j as u32, 0x03);
+                let y = ld_i8(&b.qs[128 * c + 32 * j..]);
+                let g = 8 * c + 2 * j;
+                let sc = scale_pair((a.scales[g] & 0x0F) as i16, (a.scales[g + 1] & 0x0F) as i16);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc));
+            }
+        }
+        let dall = f32::from_le_bytes(b.d) * f16(a.d);
+        let dmin = f32::from_le_bytes(b.d) * f16(a.dmin);
+        sumf += dall * hsum_i32(sumi) as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q3_K_q8_K`; bit-identical to the scalar kernel. The
+/// values q - 4 (q = 0..8 from two low bits and the hmask bit) are summed as q, and 4 times
+/// the scaled bsums taken off at the end.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ3K>(w), blocks::<BlockQ8K>(x));
+    let mut sumf = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+        let sc = scales_q3k(&a.scales);
+        let mut corr = 0i32;
+        for g in 0..16 {
+            corr += sc[g] as i32 * b.bsum(g) as i32;
+        }
+        let hm = ld(&a.hmask);
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..2 {
+            let qs = ld(&a.qs[32 * c..]);
+            for j in 0..4 {
+                let low = shr_mask(qs, 2 * j as u32, 0x03);
+                let high = _mm256_slli_epi16::<2>(shr_mask(hm, (4 * c + j) as u32, 0x01));
+                let q = _mm256_or_si256(low, high);
+                let y = ld_i8(&b.qs[128 * c + 32 * j..]);
+                let g = 8 * c + 2 * j;
+                let scv = scale_pair(sc[g] as i16, sc[g + 1] as i16);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv));
+            }
+        }
+        let isum = hsum_i32(sumi) - 4 * corr;
+        sumf += (f16(a.d) * f32::from_le_bytes(b.d)) * isum as f32;
+    }
+    sumf
+}
+
+/// Sum of min * bsums of a Q4_K/Q5_K block: the offset part of its dot product.
+#[inline(always)]
+fn mins_dot(m: &[u8; 8], b: &BlockQ8K) -> i32 {
+    let mut summs = 0i32;
+    for g in 0..8 {
+        summs += m[g] as i32 * (b.bsum(2 * g) as i32 + b.bsum(2 * g + 1) as i32);
+    }
+    summs
+}
+
+/// Scaled sums of two 32-element runs (groups 2c and 2c + 1 of a Q4_K/Q5_K block), added to acc.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn add_group_pair(acc: __m256i, lo: __m256i, hi: __m256i, y: &[i8], sc0: u8, sc1: u8) -> __m256i {
+    let p0 = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(lo, ld_i8(y)),
+        _mm256_set1_epi16(sc0 as i16),
+    );
+    let p1 = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(hi, ld_i8(&y[32..])),
+        _mm256_set1_epi16(sc1 as i16),
+    );
+    _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1))
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`; bit-identical to the scalar kernel.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ4K>(w), blocks::<BlockQ8K>(x));
+    let low4 = _mm256_set1_epi8(0x0F);
+    let mut sumf = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+        let (sc, m) = scales_mins_k4(&a.scales);
+        let summs = mins_dot(&m, b);
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = ld(&a.qs[32 * c..]);
+            let lo = _mm256_and_si256(q, low4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+            sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], sc[2 * c], sc[2 * c + 1]);
+        }
+        let d = f32::from_le_bytes(b.d) * f16(a.d);
+        let dmin = f32::from_le_bytes(b.d) * f16(a.dmin);
+        sumf += d * hsum_i32(sumi) as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_K_q8_K`; bit-identical to the scalar kernel.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ5K>(w), blocks::<BlockQ8K>(x));
+    let low4 = _mm256_set1_epi8(0x0F);
+    let mut sumf = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+        let (sc, m) = scales_mins_k4(&a.scales);
+        let summs = mins_dot(&m, b);
+        let qh = ld(&a.qh);
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = ld(&a.qs[32 * c..]);
+            let h0 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32, 0x01));
+            let h1 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32 + 1, 0x01));
+            let lo = _mm256_or_si256(_mm256_and_si256(q, low4), h0);
+            let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), h1);
+            sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], sc[2 * c], sc[2 * c + 1]);
+        }
+        let d = f32::from_le_bytes(b.d) * f16(a.d);
+        let dmin = f32::from_le_bytes(b.d) * f16(a.dmin);
+        sumf += d * hsum_i32(sumi) as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`; bit-identical to the scalar kernel. Values
+/// are summed unsigned (0..64) and 32 times the scaled bsums taken off at the end.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let (w, x) = (blocks::<BlockQ6K>(w), blocks::<BlockQ8K>(x));
+    let low4 = _mm256_set1_epi8(0x0F);
+    let mut sumf = 0f32;
+    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+        let mut corr = 0i32;
+        for g in 0..16 {
+            corr += a.scales[g] as i32 * b.bsum(g) as i32;
+        }
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let ql0 = ld(&a.ql[64 * h..]);
+            let ql1 = ld(&a.ql[64 * h + 32..]);
+            let qh = ld(&a.qh[32 * h..]);
+            let quarters = [
+                _mm256_and_si256(ql0, low4),
+                _mm256_and_si256(ql1, low4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low4),
+            ];
+            for (k, low) in quarters.into_iter().enumerate() {
+                let high = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * k as u32, 0x03));
+                let q = _mm256_or_si256(low, high);
+                let y = ld_i8(&b.qs[128 * h + 32 * k..]);
+                let g = 8 * h + 2 * k;
+                let scv = scale_pair(a.scales[g] as i16, a.scales[g + 1] as i16);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv));
+            }
+        }
+        let isum = hsum_i32(sumi) - 32 * corr;
+        sumf += (f16(a.d) * f32::from_le_bytes(b.d)) * isum as f32;
+    }
+    sumf
+}
+
+/// Four 8-lane accumulators over runs of 32 elements, then the tail in scalar f32.
+macro_rules! float_dot {
+    ($name:ident, $ggml:literal, $size:literal, $load:ident, $scalar:expr) => {
+        #[doc = concat!("Matches ggml's AVX2 `", $ggml, "` (f32 lanes; scalar sums in f64).")]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) fn $name(n: usize, w: &[u8], x: &[u8]) -> f32 {
+            let n = n.min(w.len() / $size).min(x.len() / $size);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let main = n / 32 * 32;
+            for i in (0..main).step_by(32) {
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let off = (i + 8 * k) * $size;
+                    *acc = _mm256_fmadd_ps($load(&w[off..]), $load(&x[off..]), *acc);
+                }
+            }
+            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            let mut sum = hsum_f32(v);
+            for i in main..n {
+                let f: fn(&[u8], usize) -> f32 = $scalar;
+                sum += f(w, i) * f(x, i);
+            }
+            sum
+        }
+    };
+}
+
+/// 8 f32 from 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_f32x8(s: &[u8]) -> __m256 {
+    _mm256_castsi256_ps(ld(s))
+}
+
+/// 8 f16 (16 bytes) widened to f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_f16x8(s: &[u8]) -> __m256 {
+    let s = &s[..16];
+    // SAFETY: 16 readable bytes, unaligned load.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
+}
+
+/// 8 bf16 (16 bytes) widened to f32: a bf16 is the top half of an f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_bf16x8(s: &[u8]) -> __m256 {
+    let s = &s[..16];
+    // SAFETY: 16 readable bytes, unaligned load.
+    let h = unsafe { _mm_loadu_si128(s.as_ptr().cast()) };
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+}
+
+float_dot!(vec_dot_f32, "ggml_vec_dot_f32", 4, load_f32x8, |s, i| {
+    f32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]])
+});
+float_dot!(vec_dot_f16, "ggml_vec_dot_f16", 2, load_f16x8, |s, i| {
+    half::f16::from_le_bytes([s[2 * i], s[2 * i + 1]]).to_f32()
+});
+float_dot!(vec_dot_bf16, "ggml_vec_dot_bf16", 2, load_bf16x8, |s, i| {
+    half::bf16::from_le_bytes([s[2 * i], s[2 * i + 1]]).to_f32()
+});

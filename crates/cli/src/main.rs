@@ -1,1 +1,153 @@
-fn main() {}
+//! `lingqiao`: run small language models on this machine.
+
+mod cost;
+mod inspect;
+mod run;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use lingqiao_fetch::PullOptions;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "lingqiao",
+    version,
+    about = "Run compact open language models on the CPU, fast and in little memory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt (raw text, or through the chat template with --chat).
+    Run(run::RunArgs),
+    /// Interactive chat with history.
+    Chat(run::ChatArgs),
+    /// Print the token ids of a text.
+    Tokenize(TokenizeArgs),
+    /// Print a model's metadata, tensor types and the memory it needs.
+    Inspect(inspect::InspectArgs),
+    /// Fetch a model by key into the cache (~/.cache/lingqiao/models).
+    Pull {
+        /// Model key (see `lingqiao list`).
+        key: String,
+        /// Fetch again even if installed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the models that can be fetched, and which are installed.
+    List,
+}
+
+/// Options shared by every command that loads a model.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Model: a GGUF path or a key such as qwen05 (fetched if missing).
+    #[arg(short = 'm', long = "model", default_value = lingqiao_fetch::DEFAULT_MODEL)]
+    pub model: String,
+    /// Threads for the forward pass (default: all cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn resolve(&self) -> Result<PathBuf> {
+        let opts = PullOptions {
+            progress: true,
+            ..Default::default()
+        };
+        lingqiao_fetch::resolve(&self.model, &opts)
+            .with_context(|| format!("cannot use model {:?}", self.model))
+    }
+
+    pub fn pool(&self) -> Result<rayon::ThreadPool> {
+        let n = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        Ok(rayon::ThreadPoolBuilder::new().num_threads(n).build()?)
+    }
+}
+
+#[derive(Args)]
+struct TokenizeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print only the ids, as a list.
+    #[arg(long)]
+    ids: bool,
+    /// Do not add BOS/EOS even if the model's metadata asks for them.
+    #[arg(long)]
+    no_special: bool,
+    /// Treat text spelling special tokens as plain text.
+    #[arg(long)]
+    no_parse_special: bool,
+    /// The text to tokenize.
+    text: String,
+}
+
+fn tokenize(args: TokenizeArgs) -> Result<()> {
+    let path = args.model.resolve()?;
+    // Only the metadata is needed: a vocabulary-only GGUF works too.
+    let file = lingqiao_gguf::GgufFile::open(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let tok = lingqiao_tokenizer::Tokenizer::from_gguf(file.metadata())?;
+    let ids = tok.encode(&args.text, !args.no_special, !args.no_parse_special);
+    if args.ids {
+        let list: Vec<String> = ids.iter().map(u32::to_string).collect();
+        println!("[{}]", list.join(", "));
+    } else {
+        for id in ids {
+            let piece = String::from_utf8_lossy(&tok.token_to_piece(id, true)).into_owned();
+            println!("{id:6} -> {piece:?}");
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Chat(a) => run::chat(a),
+        Command::Tokenize(a) => tokenize(a),
+        Command::Inspect(a) => inspect::inspect(a),
+        Command::Pull { key, force } => {
+            let path = lingqiao_fetch::pull(
+                &key,
+                &PullOptions {
+                    progress: true,
+                    force,
+                    ..Default::default()
+                },
+            )?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::List => {
+            for spec in lingqiao_fetch::registry() {
+                let mark = if lingqiao_fetch::is_installed(spec.key) {
+                    "installed"
+                } else {
+                    ""
+                };
+                let default = if spec.key == lingqiao_fetch::DEFAULT_MODEL {
+                    " (default)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:16} {:>9}  {:9} {}{default}",
+                    spec.key,
+                    cost::human_bytes(spec.total_size()),
+                    mark,
+                    spec.description
+                );
+            }
+            Ok(())
+        }
+    }
+}

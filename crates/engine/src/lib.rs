@@ -5,3 +5,5 @@ pub mod sampler;
 
 pub use chat_template::{ChatMessage, ChatTemplate, TemplateError, chatml};
 pub use sampler::{Sampler, SamplerConfig, log_softmax, top_logprobs};
+pub mod generate;
+pub use generate::{GenerateError, GenerationStats, Session, StopReason, TokenEvent};

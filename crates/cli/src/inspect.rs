@@ -1,0 +1,99 @@
+//! `inspect`: what a GGUF file holds and what running it costs in memory.
+
+use crate::cost::human_bytes;
+use anyhow::{Context, Result};
+use clap::Args;
+use lingqiao_gguf::GgufFile;
+use lingqiao_model::Model;
+use std::collections::BTreeMap;
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A GGUF path or a model key.
+    model: String,
+    /// List every tensor.
+    #[arg(long)]
+    tensors: bool,
+    /// Context size for the memory estimate.
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 4096)]
+    ctx: usize,
+}
+
+pub fn inspect(args: InspectArgs) -> Result<()> {
+    let path = crate::ModelArgs {
+        model: args.model.clone(),
+        threads: None,
+    }
+    .resolve()?;
+    let file = GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?;
+    println!(
+        "file: {} (GGUF v{}, {} bytes)",
+        path.display(),
+        file.version(),
+        file.bytes().len()
+    );
+    println!("metadata ({} keys):", file.metadata().len());
+    for (k, v) in file.metadata().iter() {
+        let mut s = v.to_string();
+        if s.chars().count() > 100 {
+            s = format!(
+                "{}… ({} chars)",
+                s.chars().take(100).collect::<String>(),
+                s.chars().count()
+            );
+        }
+        println!("  {k} = {}", s.replace('\n', "\\n"));
+    }
+    let mut by_type: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
+    for t in file.tensors() {
+        let e = by_type.entry(t.ty.to_string()).or_default();
+        e.0 += 1;
+        e.1 += t.n_elements();
+        e.2 += t.n_bytes;
+        if args.tensors {
+            println!("  {:40} {:6} {:?}", t.name, t.ty.to_string(), t.dims);
+        }
+    }
+    println!("tensors ({}):", file.tensors().len());
+    let total_elems: u64 = by_type.values().map(|v| v.1).sum();
+    let total_bytes: u64 = by_type.values().map(|v| v.2).sum();
+    for (ty, (n, elems, bytes)) in &by_type {
+        println!(
+            "  {ty:6} {n:4} tensors, {elems:11} weights, {:>10}",
+            human_bytes(*bytes)
+        );
+    }
+    println!(
+        "  total  {total_elems} weights, {}, {:.2} bits per weight",
+        human_bytes(total_bytes),
+        total_bytes as f64 * 8.0 / total_elems.max(1) as f64
+    );
+    match Model::from_gguf(file) {
+        Ok(model) => {
+            let hp = &model.hp;
+            let n_ctx = args.ctx.min(hp.n_ctx_train);
+            let m = model.memory_estimate(n_ctx);
+            println!(
+                "model: {} — {} layers, n_embd {}, {} heads / {} kv, head_dim {}, n_ff {}, vocab {}, trained context {}",
+                hp.spec.name,
+                hp.n_layer,
+                hp.n_embd,
+                hp.n_head,
+                hp.n_head_kv,
+                hp.head_dim,
+                hp.n_ff,
+                hp.n_vocab,
+                hp.n_ctx_train
+            );
+            println!(
+                "memory at context {n_ctx}: weights {} (mapped) + KV cache {} (F16) + compute {} = {}",
+                human_bytes(m.weights as u64),
+                human_bytes(m.kv_cache as u64),
+                human_bytes(m.compute as u64),
+                human_bytes(m.total() as u64)
+            );
+        }
+        Err(e) => println!("model: not runnable here: {e}"),
+    }
+    Ok(())
+}

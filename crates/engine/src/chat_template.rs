@@ -37,7 +37,11 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     fn with_content(role: &str, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: role.into(), content: Some(content.into()), ..Default::default() }
+        ChatMessage {
+            role: role.into(),
+            content: Some(content.into()),
+            ..Default::default()
+        }
     }
 
     pub fn system(content: impl Into<String>) -> ChatMessage {
@@ -54,7 +58,10 @@ impl ChatMessage {
 
     /// The result of a tool call, answering the call with id `tool_call_id`.
     pub fn tool(content: impl Into<String>, tool_call_id: impl Into<String>) -> ChatMessage {
-        ChatMessage { tool_call_id: Some(tool_call_id.into()), ..ChatMessage::with_content("tool", content) }
+        ChatMessage {
+            tool_call_id: Some(tool_call_id.into()),
+            ..ChatMessage::with_content("tool", content)
+        }
     }
 
     /// What the template sees: transformers' message dict after `_normalize_chat_messages`
@@ -107,14 +114,21 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("bos_token", &self.bos_token).field("eos_token", &self.eos_token).finish()
+        f.debug_struct("ChatTemplate")
+            .field("bos_token", &self.bos_token)
+            .field("eos_token", &self.eos_token)
+            .finish()
     }
 }
 
 impl ChatTemplate {
     /// Compiles `source`. `bos_token`/`eos_token` are the token strings (e.g. `<s>`), which
     /// many templates print.
-    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate, TemplateError> {
+    pub fn new(
+        source: &str,
+        bos_token: &str,
+        eos_token: &str,
+    ) -> Result<ChatTemplate, TemplateError> {
         let mut env = Environment::new();
         // jinja2 settings transformers uses; keep_trailing_newline stays False (jinja2's
         // default), so a template's single final newline is dropped.
@@ -124,10 +138,16 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_formatter(python_formatter);
         env.add_filter("tojson", tojson);
+        env.add_filter("title", title);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
-        env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(|e| TemplateError::Syntax(describe(&e)))?;
-        Ok(ChatTemplate { env, bos_token: bos_token.into(), eos_token: eos_token.into() })
+        env.add_template_owned(TEMPLATE_NAME, source.to_string())
+            .map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        })
     }
 
     /// Renders the conversation; `tools` are OpenAI-style tool definitions (JSON
@@ -138,8 +158,14 @@ impl ChatTemplate {
         tools: Option<&[serde_json::Value]>,
         add_generation_prompt: bool,
     ) -> Result<String, TemplateError> {
-        let template = self.env.get_template(TEMPLATE_NAME).map_err(|e| TemplateError::Render(describe(&e)))?;
-        let messages: Vec<serde_json::Value> = messages.iter().map(ChatMessage::to_template_value).collect();
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| TemplateError::Render(describe(&e)))?;
+        let messages: Vec<serde_json::Value> = messages
+            .iter()
+            .map(ChatMessage::to_template_value)
+            .collect();
         let ctx = minijinja::context! {
             messages => Value::from_serialize(&messages),
             tools => Value::from_serialize(tools),
@@ -166,7 +192,10 @@ impl std::fmt::Display for Raised {
 impl std::error::Error for Raised {}
 
 fn raise_exception(message: String) -> Result<Value, Error> {
-    Err(Error::new(ErrorKind::InvalidOperation, "raise_exception called").with_source(Raised(message)))
+    Err(
+        Error::new(ErrorKind::InvalidOperation, "raise_exception called")
+            .with_source(Raised(message)),
+    )
 }
 
 fn classify(err: Error) -> TemplateError {
@@ -195,7 +224,11 @@ fn describe(err: &Error) -> String {
 }
 
 /// `{{ value }}` prints Python's `str(value)`: `True`, `None`, `['a', 1]`.
-fn python_formatter(out: &mut minijinja::Output, state: &State, value: &Value) -> Result<(), Error> {
+fn python_formatter(
+    out: &mut minijinja::Output,
+    state: &State,
+    value: &Value,
+) -> Result<(), Error> {
     match pyfmt::py_str(value) {
         Some(text) => out.write_str(&text).map_err(Error::from),
         None => minijinja::escape_formatter(out, state, value),
@@ -206,7 +239,9 @@ fn python_formatter(out: &mut minijinja::Output, state: &State, value: &Value) -
 fn tojson(value: &Value, args: Rest<Value>) -> Result<Value, Error> {
     let mut positional: Vec<Value> = args.0;
     let kwargs = match positional.last() {
-        Some(last) if last.is_kwargs() => Some(Kwargs::try_from(positional.pop().unwrap_or_default())?),
+        Some(last) if last.is_kwargs() => {
+            Some(Kwargs::try_from(positional.pop().unwrap_or_default())?)
+        }
         _ => None,
     };
     let arg = |index: usize, name: &str| -> Result<Option<Value>, Error> {
@@ -223,7 +258,9 @@ fn tojson(value: &Value, args: Rest<Value>) -> Result<Value, Error> {
         None => None,
         Some(v) if v.is_none() => None,
         // json.dumps: an int indent means that many spaces (negative: none), a str is used as is.
-        Some(v) if v.kind() == ValueKind::Number => Some(" ".repeat(i64::try_from(v)?.max(0) as usize)),
+        Some(v) if v.kind() == ValueKind::Number => {
+            Some(" ".repeat(i64::try_from(v)?.max(0) as usize))
+        }
         Some(v) => Some(v.as_str().unwrap_or_default().to_string()),
     };
     let separators = arg(2, "separators")?;
@@ -238,9 +275,37 @@ fn tojson(value: &Value, args: Rest<Value>) -> Result<Value, Error> {
         opts.item_separator = item.as_str().unwrap_or_default().to_string();
         opts.key_separator = key.as_str().unwrap_or_default().to_string();
     }
-    let text = pyfmt::json_dumps(value, &opts).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.0))?;
+    let text = pyfmt::json_dumps(value, &opts)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.0))?;
     // Safe: the text is inserted verbatim, like jinja2's Markup from tojson.
     Ok(Value::from_safe_string(text))
+}
+
+/// jinja2's `title`: a word starts only after `-`, whitespace, `(`, `{`, `[` or `<`
+/// (minijinja's also starts one after quotes and digits: `"temp` would become `"Temp`).
+fn title(value: &str) -> String {
+    // Python's str.isspace() also counts the ASCII separators 0x1c-0x1f.
+    let is_boundary = |c: char| {
+        matches!(c, '-' | '(' | '{' | '[' | '<' | '\u{1c}'..='\u{1f}') || c.is_whitespace()
+    };
+    let mut out = String::with_capacity(value.len());
+    let mut at_word_start = true;
+    let mut prev_boundary: Option<bool> = None;
+    for c in value.chars() {
+        let boundary = is_boundary(c);
+        // A new item starts wherever the text switches between boundary and word characters.
+        if prev_boundary != Some(boundary) {
+            at_word_start = true;
+        }
+        prev_boundary = Some(boundary);
+        if at_word_start {
+            out.extend(c.to_uppercase());
+            at_word_start = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
 }
 
 /// `strftime_now(format)`: the local time as Python's `datetime.now().strftime(format)`.
@@ -248,13 +313,25 @@ fn strftime_now(format: String) -> Result<Value, Error> {
     use chrono::format::{Item, StrftimeItems};
     let items: Vec<Item> = StrftimeItems::new(&format).collect();
     if items.iter().any(|item| matches!(item, Item::Error)) {
-        return Err(Error::new(ErrorKind::InvalidOperation, format!("bad strftime format {format:?}")));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("bad strftime format {format:?}"),
+        ));
     }
     let mut text = String::new();
     // Writing into a String only fails on a format chrono cannot apply; report it rather
     // than panicking as `to_string()` would.
-    write!(text, "{}", chrono::Local::now().format_with_items(items.into_iter()))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("cannot format time with {format:?}")))?;
+    write!(
+        text,
+        "{}",
+        chrono::Local::now().format_with_items(items.into_iter())
+    )
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot format time with {format:?}"),
+        )
+    })?;
     Ok(Value::from(text))
 }
 
@@ -275,7 +352,10 @@ mod tests {
     #[test]
     fn raise_exception_message_is_kept() {
         let err = render("{{ raise_exception('roles must alternate') }}", &[]).unwrap_err();
-        assert!(matches!(&err, TemplateError::Raised(m) if m == "roles must alternate"), "{err:?}");
+        assert!(
+            matches!(&err, TemplateError::Raised(m) if m == "roles must alternate"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -286,7 +366,11 @@ mod tests {
 
     #[test]
     fn prints_like_python() {
-        let out = render("{{ true }} {{ none }} {{ [1, 'a'] }} {{ 2.0 }} {{ {'k': false} }}", &[]).unwrap();
+        let out = render(
+            "{{ true }} {{ none }} {{ [1, 'a'] }} {{ 2.0 }} {{ {'k': false} }}",
+            &[],
+        )
+        .unwrap();
         assert_eq!(out, "True None [1, 'a'] 2.0 {'k': False}");
     }
 
@@ -295,13 +379,29 @@ mod tests {
         let t = "{{ {'b': 1, 'a': [1, 2], 'c': '<é>'} | tojson(indent=2, sort_keys=true) }}|\
                  {{ [1, 2] | tojson(separators=(',', ':')) }}|{{ 'é' | tojson(ensure_ascii=true) }}";
         let out = render(t, &[]).unwrap();
-        assert_eq!(out, "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": 1,\n  \"c\": \"<é>\"\n}|[1,2]|\"\\u00e9\"");
+        assert_eq!(
+            out,
+            "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": 1,\n  \"c\": \"<é>\"\n}|[1,2]|\"\\u00e9\""
+        );
     }
 
     #[test]
     fn python_string_methods() {
-        let out = render("{{ '  x y '.strip().split(' ') }} {{ 'abc'.startswith('a') }}", &[]).unwrap();
+        let out = render(
+            "{{ '  x y '.strip().split(' ') }} {{ 'abc'.startswith('a') }}",
+            &[],
+        )
+        .unwrap();
         assert_eq!(out, "['x', 'y'] True");
+    }
+
+    #[test]
+    fn title_splits_words_like_jinja2() {
+        // jinja2: '{"temp": x-ray (new) o\'neil'|title == '{"temp": X-Ray (New) O\'neil'
+        assert_eq!(
+            title("{\"temp\": x-ray (new) o'neil"),
+            "{\"temp\": X-Ray (New) O'neil"
+        );
     }
 
     #[test]

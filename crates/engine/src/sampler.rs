@@ -62,12 +62,18 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     /// The defaults with the given seed.
     pub fn with_seed(seed: u64) -> SamplerConfig {
-        SamplerConfig { seed, ..SamplerConfig::default() }
+        SamplerConfig {
+            seed,
+            ..SamplerConfig::default()
+        }
     }
 
     /// Greedy decoding (temperature 0, no penalties).
     pub fn greedy() -> SamplerConfig {
-        SamplerConfig { temperature: 0.0, ..SamplerConfig::default() }
+        SamplerConfig {
+            temperature: 0.0,
+            ..SamplerConfig::default()
+        }
     }
 }
 
@@ -115,7 +121,11 @@ impl Sampler {
         }
         self.logits.clear();
         // A NaN logit (a broken forward pass) must not win or poison the softmax.
-        self.logits.extend(logits.iter().map(|&x| if x.is_nan() { f32::NEG_INFINITY } else { x }));
+        self.logits.extend(
+            logits
+                .iter()
+                .map(|&x| if x.is_nan() { f32::NEG_INFINITY } else { x }),
+        );
         self.apply_penalties(history);
 
         if !(self.cfg.temperature > 0.0) {
@@ -124,7 +134,8 @@ impl Sampler {
 
         let n = self.logits.len();
         self.cands.clear();
-        self.cands.extend(self.logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
+        self.cands
+            .extend(self.logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         // Until top_k or top_p reorders them, candidates stay in id order.
         let top_k_on = self.cfg.top_k > 0 && self.cfg.top_k < n;
         let top_p_on = self.cfg.top_p < 1.0;
@@ -154,8 +165,11 @@ impl Sampler {
     /// llama.cpp's penalties sampler over the last `repeat_last_n` history tokens.
     fn apply_penalties(&mut self, history: &[u32]) {
         let c = &self.cfg;
-        let repeat = c.repeat_penalty.is_finite() && c.repeat_penalty > 0.0 && c.repeat_penalty != 1.0;
-        if c.repeat_last_n == 0 || !(repeat || c.frequency_penalty != 0.0 || c.presence_penalty != 0.0) {
+        let repeat =
+            c.repeat_penalty.is_finite() && c.repeat_penalty > 0.0 && c.repeat_penalty != 1.0;
+        if c.repeat_last_n == 0
+            || !(repeat || c.frequency_penalty != 0.0 || c.presence_penalty != 0.0)
+        {
             return;
         }
         let start = history.len().saturating_sub(c.repeat_last_n);
@@ -163,7 +177,9 @@ impl Sampler {
         self.window.extend_from_slice(&history[start..]);
         self.window.sort_unstable();
         for run in self.window.chunk_by(|a, b| a == b) {
-            let Some(logit) = self.logits.get_mut(run[0] as usize) else { continue };
+            let Some(logit) = self.logits.get_mut(run[0] as usize) else {
+                continue;
+            };
             if repeat {
                 // Dividing a negative logit would raise it, so those are multiplied.
                 if *logit <= 0.0 {
@@ -178,7 +194,11 @@ impl Sampler {
 
     /// Softmax over the candidates (already in id order) and one seeded draw.
     fn draw(&mut self) -> u32 {
-        let max = self.cands.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
+        let max = self
+            .cands
+            .iter()
+            .map(|c| c.1)
+            .fold(f32::NEG_INFINITY, f32::max);
         if !max.is_finite() {
             return self.cands.first().map_or(0, |c| c.0);
         }
@@ -194,7 +214,11 @@ impl Sampler {
             }
         }
         // Rounding left the target past the last bucket: take the last token with mass.
-        self.cands.iter().rev().find(|c| c.1 > f32::NEG_INFINITY).map_or(0, |c| c.0)
+        self.cands
+            .iter()
+            .rev()
+            .find(|c| c.1 > f32::NEG_INFINITY)
+            .map_or(0, |c| c.0)
     }
 }
 
@@ -258,13 +282,30 @@ fn min_p(cands: &mut Vec<Cand>, p: f32) {
 
 /// log(softmax(logits)), computed in f64 so tiny probabilities keep their digits.
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().filter(|x| !x.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|x| !x.is_nan())
+        .fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return vec![f32::NEG_INFINITY; logits.len()];
     }
-    let sum: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| ((x - max) as f64).exp()).sum();
+    let sum: f64 = logits
+        .iter()
+        .filter(|x| !x.is_nan())
+        .map(|&x| ((x - max) as f64).exp())
+        .sum();
     let log_z = max as f64 + sum.ln();
-    logits.iter().map(|&x| if x.is_nan() { f32::NEG_INFINITY } else { (x as f64 - log_z) as f32 }).collect()
+    logits
+        .iter()
+        .map(|&x| {
+            if x.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                (x as f64 - log_z) as f32
+            }
+        })
+        .collect()
 }
 
 /// The `k` most likely tokens with their log-probabilities, most likely first (lower id
@@ -275,7 +316,11 @@ pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
         return Vec::new();
     }
     let logp = log_softmax(logits);
-    let mut cands: Vec<Cand> = logp.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    let mut cands: Vec<Cand> = logp
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, l))
+        .collect();
     if k < cands.len() {
         cands.select_nth_unstable_by(k - 1, by_logit_desc);
         cands.truncate(k);

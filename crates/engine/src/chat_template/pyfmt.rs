@@ -37,7 +37,9 @@ fn write_repr(out: &mut String, value: &Value) -> bool {
         ValueKind::Number => write_number(out, value),
         ValueKind::String => write_str_repr(out, value.as_str().unwrap_or_default()),
         ValueKind::Seq => {
-            let Ok(items) = value.try_iter() else { return false };
+            let Ok(items) = value.try_iter() else {
+                return false;
+            };
             out.push('[');
             for (i, item) in items.enumerate() {
                 if i > 0 {
@@ -50,7 +52,9 @@ fn write_repr(out: &mut String, value: &Value) -> bool {
             out.push(']');
         }
         ValueKind::Map => {
-            let Ok(keys) = value.try_iter() else { return false };
+            let Ok(keys) = value.try_iter() else {
+                return false;
+            };
             out.push('{');
             for (i, key) in keys.enumerate() {
                 if i > 0 {
@@ -116,7 +120,11 @@ pub fn float_repr(x: f64) -> String {
 
 /// CPython's `repr(str)`: single quotes unless the text has `'` and no `"`.
 fn write_str_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -153,7 +161,13 @@ impl JsonOptions {
     /// json.dumps defaults for a given indent: `(', ', ': ')` on one line, `(',', ': ')` when indenting.
     pub fn new(ensure_ascii: bool, indent: Option<String>, sort_keys: bool) -> JsonOptions {
         let item_separator = if indent.is_some() { "," } else { ", " }.to_string();
-        JsonOptions { ensure_ascii, indent, item_separator, key_separator: ": ".into(), sort_keys }
+        JsonOptions {
+            ensure_ascii,
+            indent,
+            item_separator,
+            key_separator: ": ".into(),
+            sort_keys,
+        }
     }
 }
 
@@ -173,7 +187,12 @@ fn newline_indent(out: &mut String, opts: &JsonOptions, level: usize) {
     }
 }
 
-fn write_json(out: &mut String, value: &Value, opts: &JsonOptions, level: usize) -> Result<(), NotJson> {
+fn write_json(
+    out: &mut String,
+    value: &Value,
+    opts: &JsonOptions,
+    level: usize,
+) -> Result<(), NotJson> {
     match value.kind() {
         ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
@@ -186,15 +205,24 @@ fn write_json(out: &mut String, value: &Value, opts: &JsonOptions, level: usize)
             let text = if x.is_nan() {
                 "NaN".to_string()
             } else if x.is_infinite() {
-                if x > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+                if x > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                }
             } else {
                 float_repr(x)
             };
             out.push_str(&text);
         }
-        ValueKind::String => write_json_str(out, value.as_str().unwrap_or_default(), opts.ensure_ascii),
+        ValueKind::String => {
+            write_json_str(out, value.as_str().unwrap_or_default(), opts.ensure_ascii)
+        }
         ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<Value> = value.try_iter().map_err(|e| NotJson(e.to_string()))?.collect();
+            let items: Vec<Value> = value
+                .try_iter()
+                .map_err(|e| NotJson(e.to_string()))?
+                .collect();
             if items.is_empty() {
                 out.push_str("[]");
                 return Ok(());
@@ -236,7 +264,11 @@ fn write_json(out: &mut String, value: &Value, opts: &JsonOptions, level: usize)
             newline_indent(out, opts, level);
             out.push('}');
         }
-        kind => return Err(NotJson(format!("Object of type {kind} is not JSON serializable"))),
+        kind => {
+            return Err(NotJson(format!(
+                "Object of type {kind} is not JSON serializable"
+            )));
+        }
     }
     Ok(())
 }
@@ -252,7 +284,9 @@ fn json_key(key: &Value) -> Result<String, NotJson> {
             write_number(&mut s, key);
             Ok(s)
         }
-        kind => Err(NotJson(format!("keys must be str, int, float, bool or None, not {kind}"))),
+        kind => Err(NotJson(format!(
+            "keys must be str, int, float, bool or None, not {kind}"
+        ))),
     }
 }
 
@@ -314,8 +348,12 @@ mod tests {
 
     #[test]
     fn repr_of_containers_and_strings() {
-        let v = Value::from_serialize(serde_json::json!({"a": [1, true, null, "it's"], "b": "q\"x'"}));
-        assert_eq!(py_repr(&v).unwrap(), r#"{'a': [1, True, None, "it's"], 'b': 'q"x\''}"#);
+        let v =
+            Value::from_serialize(serde_json::json!({"a": [1, true, null, "it's"], "b": "q\"x'"}));
+        assert_eq!(
+            py_repr(&v).unwrap(),
+            r#"{'a': [1, True, None, "it's"], 'b': 'q"x\''}"#
+        );
     }
 
     #[test]
@@ -329,6 +367,9 @@ mod tests {
         );
         let opts = JsonOptions::new(true, None, false);
         let emoji = Value::from("😊\u{1}");
-        assert_eq!(json_dumps(&emoji, &opts).unwrap(), "\"\\ud83d\\ude0a\\u0001\"");
+        assert_eq!(
+            json_dumps(&emoji, &opts).unwrap(),
+            "\"\\ud83d\\ude0a\\u0001\""
+        );
     }
 }

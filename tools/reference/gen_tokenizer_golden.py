@@ -106,7 +106,7 @@ def sample_ids(vocab, n_vocab: int) -> list[int]:
 
 
 def main(keys: list[str]) -> None:
-    entries = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
+    entries = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").split("\n") if line]
     joined = "\n".join(entries)
     reps = -(-LONG_MIN_BYTES // len(joined.encode()))
     long_text = "\n".join(entries * reps)

@@ -5,7 +5,9 @@
 //! O(log n), so a long word (a run of digits or spaces) costs O(n log n), not O(n^2).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 /// The merge table keyed by the ids of the two parts. llama.cpp keys it by strings; every
 /// part of a real merge list is itself a vocab token, and the rare merge whose part is not

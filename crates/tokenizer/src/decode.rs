@@ -160,7 +160,7 @@ pub(crate) fn raw_piece(tok: &Tokenizer, id: u32) -> Vec<u8> {
     if a & NORMAL != 0 {
         return match &tok.kind {
             crate::Kind::Spm => text.replace('\u{2581}', " ").into_bytes(),
-            crate::Kind::Bpe { byte_chars, .. } => gpt2_decode(text, byte_chars),
+            crate::Kind::Bpe { .. } => gpt2_decode(text),
         };
     }
     if a & BYTE != 0 {
@@ -185,11 +185,11 @@ fn byte_of_hex_token(text: &str) -> u8 {
 
 /// `llama_decode_text`: GPT-2 chars back to bytes; a char outside the map is spelled out
 /// the way llama.cpp does (`[UNK_BYTE_0x..<token>]`).
-fn gpt2_decode(text: &str, byte_chars: &[char; 256]) -> Vec<u8> {
+fn gpt2_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
-        match byte_chars.iter().position(|&b| b == c) {
-            Some(b) => out.push(b as u8),
+        match crate::unicode::char_to_byte(c) {
+            Some(b) => out.push(b),
             None => {
                 out.extend_from_slice(b"[UNK_BYTE_0x");
                 for b in c.encode_utf8(&mut [0; 4]).bytes() {

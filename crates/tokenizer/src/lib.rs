@@ -18,7 +18,7 @@ mod special;
 mod spm;
 mod unicode;
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 pub use decode::StreamDecoder;
 pub use error::TokenizerError;

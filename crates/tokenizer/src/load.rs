@@ -2,7 +2,7 @@
 //! special ids, token attribute fixes, the end-of-generation set and the piece cache
 //! (`llama_vocab::impl::load`).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::attr::{self, CONTROL, NORMAL, RSTRIP, UNUSED, USER_DEFINED};
 use crate::bpe::Merges;
@@ -43,7 +43,8 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
 
     // vocab strings; llama.cpp renames empty ones so they stay unique
     let mut tokens = spec.tokens;
-    let mut token_to_id: HashMap<String, u32> = HashMap::with_capacity(n_vocab);
+    let mut token_to_id: HashMap<String, u32> =
+        HashMap::with_capacity_and_hasher(n_vocab, Default::default());
     for (i, t) in tokens.iter_mut().enumerate() {
         if t.is_empty() {
             *t = format!("[EMPTY_{i}]");
@@ -261,8 +262,8 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
 /// `bpe_ranks`: "left right" -> rank, first occurrence winning; a line without a space
 /// after its first byte can never match and is skipped.
 fn parse_merges(lines: &[String], token_to_id: &HashMap<String, u32>) -> Merges {
-    let mut by_id = HashMap::with_capacity(lines.len());
-    let mut by_text = HashMap::new();
+    let mut by_id = HashMap::with_capacity_and_hasher(lines.len(), Default::default());
+    let mut by_text = HashMap::default();
     for (rank, line) in lines.iter().enumerate() {
         let bytes = line.as_bytes();
         let Some(pos) = bytes.iter().skip(1).position(|&b| b == b' ').map(|p| p + 1) else {

@@ -104,6 +104,22 @@ pub(crate) fn byte_to_char_table() -> [char; 256] {
     table
 }
 
+/// The inverse of [`byte_to_char_table`].
+pub(crate) fn char_to_byte(c: char) -> Option<u8> {
+    // the 256 chars all lie below U+0144
+    static INVERSE: OnceLock<[Option<u8>; 0x144]> = OnceLock::new();
+    let inverse = INVERSE.get_or_init(|| {
+        let mut inv = [None; 0x144];
+        for (b, c) in byte_to_char_table().into_iter().enumerate() {
+            if let Some(slot) = inv.get_mut(c as usize) {
+                *slot = Some(b as u8);
+            }
+        }
+        inv
+    });
+    inverse.get(c as usize).copied().flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +153,9 @@ mod tests {
         assert_eq!(t[0xAD], 'Ń');
         let mut seen = std::collections::HashSet::new();
         assert!(t.iter().all(|c| seen.insert(*c)));
+        for (b, c) in t.iter().enumerate() {
+            assert_eq!(char_to_byte(*c), Some(b as u8));
+        }
+        assert_eq!(char_to_byte('\u{0144}'), None);
     }
 }

@@ -67,7 +67,7 @@ fn rolling_hash(ids: &[u32]) -> u64 {
     })
 }
 
-fn check_model(key: &str) {
+fn check_model(key: &str, spm: bool) {
     let g = golden(key);
     let t0 = Instant::now();
     let tok = load(g["model"].as_str().expect("model"));
@@ -126,7 +126,14 @@ fn check_model(key: &str) {
         // round trip and streaming
         let plain = tok.encode(text, false, false);
         let back = tok.decode(&plain, false);
-        if &back != text {
+        // SentencePiece stores spaces as U+2581, so a literal U+2581 in the input comes
+        // back as a space (in llama.cpp too): the one input that cannot round-trip.
+        let want_back = if spm {
+            text.replace('\u{2581}', " ")
+        } else {
+            text.clone()
+        };
+        if back != want_back {
             failures.push(format!("entry {i} round trip {text:?} -> {back:?}"));
         }
         for (special, seq) in [(false, &plain), (true, &ids(&exp["p"]))] {
@@ -211,15 +218,15 @@ fn check_model(key: &str) {
 
 #[test]
 fn golden_smollm2() {
-    check_model("smollm2");
+    check_model("smollm2", false);
 }
 
 #[test]
 fn golden_qwen05() {
-    check_model("qwen05");
+    check_model("qwen05", false);
 }
 
 #[test]
 fn golden_gemma3() {
-    check_model("gemma3");
+    check_model("gemma3", true);
 }

@@ -10,8 +10,8 @@
 //! with every Rust version (no dependence on unstable sort or select internals).
 //!
 //! Cost: a vocabulary can have 262k entries. top_k uses a linear-time select and sorts
-//! only k entries; top_p without top_k sorts a growing prefix (64, 128, ...) until the
-//! kept mass reaches p; min_p is a filter pass.
+//! only k entries; top_p without top_k is a quickselect on probability mass (no sort);
+//! min_p is a filter pass.
 
 use std::cmp::Ordering;
 
@@ -91,6 +91,7 @@ pub struct Sampler {
     rng: ChaCha8Rng,
     logits: Vec<f32>,
     cands: Vec<Cand>,
+    weights: Vec<f64>,
     window: Vec<u32>,
 }
 
@@ -105,6 +106,7 @@ impl Sampler {
             cfg,
             logits: Vec::new(),
             cands: Vec::new(),
+            weights: Vec::new(),
             window: Vec::new(),
         }
     }
@@ -116,8 +118,34 @@ impl Sampler {
     /// Picks the next token from `logits` (one per vocabulary entry) given the tokens
     /// generated or read so far (`history`, oldest first). Empty logits give token 0.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        match self.run_chain(logits, history) {
+            Some(id) => id,
+            None => self.draw(),
+        }
+    }
+
+    /// The tokens the chain leaves and the probability the draw gives each, in id order
+    /// (llama.cpp's post-sampling probabilities). Does not advance the random stream.
+    /// Greedy gives the argmax with probability 1.
+    pub fn probabilities(&mut self, logits: &[f32], history: &[u32]) -> Vec<(u32, f32)> {
+        if let Some(id) = self.run_chain(logits, history) {
+            return vec![(id, 1.0)];
+        }
+        match self.weigh() {
+            Ok(total) => {
+                let probs = self.weights.iter().map(|w| (w / total) as f32);
+                self.cands.iter().map(|c| c.0).zip(probs).collect()
+            }
+            Err(id) => vec![(id, 1.0)],
+        }
+    }
+
+    /// Runs every stage before the draw. Returns the token when no draw is needed
+    /// (greedy, empty or all -inf logits); otherwise leaves the survivors, with their
+    /// logits divided by the temperature, in `self.cands` in id order.
+    fn run_chain(&mut self, logits: &[f32], history: &[u32]) -> Option<u32> {
         if logits.is_empty() {
-            return 0;
+            return Some(0);
         }
         self.logits.clear();
         // A NaN logit (a broken forward pass) must not win or poison the softmax.
@@ -128,8 +156,9 @@ impl Sampler {
         );
         self.apply_penalties(history);
 
-        if !(self.cfg.temperature > 0.0) {
-            return argmax(&self.logits);
+        let best = argmax(&self.logits);
+        if !(self.cfg.temperature > 0.0) || !self.logits[best as usize].is_finite() {
+            return Some(best);
         }
 
         let n = self.logits.len();
@@ -151,15 +180,13 @@ impl Sampler {
         if self.cfg.min_p > 0.0 {
             min_p(&mut self.cands, self.cfg.min_p);
         }
-
-        let inv_temp = 1.0 / self.cfg.temperature;
         for c in self.cands.iter_mut() {
-            c.1 *= inv_temp;
+            c.1 /= self.cfg.temperature;
         }
         if top_k_on || top_p_on {
             self.cands.sort_unstable_by_key(|c| c.0);
         }
-        self.draw()
+        None
     }
 
     /// llama.cpp's penalties sampler over the last `repeat_last_n` history tokens.
@@ -192,33 +219,42 @@ impl Sampler {
         }
     }
 
-    /// Softmax over the candidates (already in id order) and one seeded draw.
-    fn draw(&mut self) -> u32 {
+    /// Softmax weights of the candidates into `self.weights`, returning their sum, or
+    /// the token that takes all the mass when a tiny temperature overflowed the logits.
+    fn weigh(&mut self) -> Result<f64, u32> {
         let max = self
             .cands
             .iter()
             .map(|c| c.1)
             .fold(f32::NEG_INFINITY, f32::max);
         if !max.is_finite() {
-            return self.cands.first().map_or(0, |c| c.0);
+            return Err(self.cands.iter().find(|c| c.1 == max).map_or(0, |c| c.0));
         }
-        let total: f64 = self.cands.iter().map(|c| ((c.1 - max) as f64).exp()).sum();
+        self.weights.clear();
+        self.weights
+            .extend(self.cands.iter().map(|c| ((c.1 - max) as f64).exp()));
+        Ok(self.weights.iter().sum())
+    }
+
+    /// One seeded draw from the weighted candidates (in id order).
+    fn draw(&mut self) -> u32 {
+        let total = match self.weigh() {
+            Ok(total) => total,
+            Err(id) => return id,
+        };
         // 53 random bits -> uniform in [0, 1), independent of rand's float conversion.
         let u = (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
         let target = u * total;
         let mut cum = 0.0f64;
-        for c in &self.cands {
-            cum += ((c.1 - max) as f64).exp();
+        for (c, w) in self.cands.iter().zip(&self.weights) {
+            cum += w;
             if target < cum {
                 return c.0;
             }
         }
         // Rounding left the target past the last bucket: take the last token with mass.
-        self.cands
-            .iter()
-            .rev()
-            .find(|c| c.1 > f32::NEG_INFINITY)
-            .map_or(0, |c| c.0)
+        let last = self.weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
+        self.cands.get(last).map_or(0, |c| c.0)
     }
 }
 
@@ -234,39 +270,80 @@ fn argmax(values: &[f32]) -> u32 {
 }
 
 /// Keeps the most likely candidates whose probability mass first reaches `p` (the token
-/// that crosses p is kept, at least one token always is). Leaves them sorted by logit.
-fn top_p(cands: &mut Vec<Cand>, p: f32, already_sorted: bool) {
+/// that crosses p is kept, at least one token always is), in no particular order.
+///
+/// Unsorted input (no top_k before it) can hold 262k tokens and, when logits are flat,
+/// tens of thousands must be kept, so instead of sorting this runs a quickselect on
+/// probability mass: partition around a pivot, keep or drop the whole upper part by
+/// its mass, recurse into one side. Expected O(n), and the kept set is exactly the
+/// prefix a full sort by (logit desc, id asc) would give.
+fn top_p(cands: &mut Vec<Cand>, p: f32, sorted: bool) {
     let max = cands.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
     if cands.is_empty() || !max.is_finite() {
         return;
     }
-    let weight = |c: &Cand| ((c.1 - max) as f64).exp();
+    let weight = |c: &Cand| (c.1 - max).exp() as f64;
     let total: f64 = cands.iter().map(weight).sum();
     let target = p as f64 * total;
-    let n = cands.len();
-    // Sort a growing prefix until it holds the mass: 262k logits rarely need more than
-    // a few hundred sorted.
-    let mut sorted_len = if already_sorted { n } else { 0 };
-    let mut cum = 0.0f64;
-    let mut i = 0;
-    loop {
-        if i == sorted_len {
-            let want = (sorted_len * 2).clamp(64, n);
-            let rest = &mut cands[sorted_len..];
-            let take = want - sorted_len;
-            if take < rest.len() {
-                rest.select_nth_unstable_by(take - 1, by_logit_desc);
+    let (mut lo, mut hi) = (0, cands.len());
+    // Mass of cands[..lo], all of which are kept.
+    let mut kept = 0.0f64;
+    let cut = loop {
+        if sorted || hi - lo <= 32 {
+            if !sorted {
+                cands[lo..hi].sort_unstable_by(by_logit_desc);
             }
-            rest[..take].sort_unstable_by(by_logit_desc);
-            sorted_len = want;
+            let mut i = lo;
+            while i < hi {
+                kept += weight(&cands[i]);
+                i += 1;
+                if kept >= target {
+                    break;
+                }
+            }
+            break i.max(1);
         }
-        cum += weight(&cands[i]);
-        i += 1;
-        if cum >= target || i == n {
-            cands.truncate(i);
-            return;
+        let m = lo + partition(&mut cands[lo..hi]);
+        let upper: f64 = cands[lo..m].iter().map(weight).sum();
+        if kept + upper >= target {
+            hi = m;
+            continue;
+        }
+        kept += upper + weight(&cands[m]);
+        if kept >= target {
+            break m + 1;
+        }
+        lo = m + 1;
+    };
+    cands.truncate(cut);
+}
+
+/// Partitions `v` around a median-of-three pivot in (logit desc, id asc) order and
+/// returns the pivot's final index: everything before it ranks higher.
+fn partition(v: &mut [Cand]) -> usize {
+    let last = v.len() - 1;
+    let mid = v.len() / 2;
+    // Order v[0], v[mid], v[last] so the median lands at mid.
+    if by_logit_desc(&v[mid], &v[0]) == Ordering::Less {
+        v.swap(mid, 0);
+    }
+    if by_logit_desc(&v[last], &v[mid]) == Ordering::Less {
+        v.swap(last, mid);
+        if by_logit_desc(&v[mid], &v[0]) == Ordering::Less {
+            v.swap(mid, 0);
         }
     }
+    v.swap(mid, last);
+    let pivot = v[last];
+    let mut store = 0;
+    for i in 0..last {
+        if by_logit_desc(&v[i], &pivot) == Ordering::Less {
+            v.swap(i, store);
+            store += 1;
+        }
+    }
+    v.swap(store, last);
+    store
 }
 
 /// Drops candidates with probability below `p` times the top one's, i.e. logit below

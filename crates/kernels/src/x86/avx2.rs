@@ -33,9 +33,26 @@ pub(super) fn ld_i8(s: &[i8]) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn f16(b: [u8; 2]) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(
-        _mm_cvtsi32_si128(u16::from_le_bytes(b) as i32),
-    ))
+    f16_pair(b, [0, 0]).0
+}
+
+/// Two f16 to f32 in one conversion. Keeping two lanes live makes LLVM move them in with a
+/// zeroing `vmovd`; with one lane it inserted the value into a stale register (the previous
+/// block's accumulator), chaining every block's scale to the last block's result.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
+    let both = u32::from(u16::from_le_bytes(a)) | (u32::from(u16::from_le_bytes(b)) << 16);
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(both as i32));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
+/// The product of two f16 scales as f32: the same value as converting each and multiplying.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f16_product(a: [u8; 2], b: [u8; 2]) -> f32 {
+    let (a, b) = f16_pair(a, b);
+    a * b
 }
 
 #[inline]
@@ -104,7 +121,7 @@ pub(super) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let (w, x) = (blocks::<BlockQ8_0>(w), blocks::<BlockQ8_0>(x));
     let mut acc = _mm256_setzero_ps();
     for (a, b) in w.iter().zip(x).take(n / QK) {
-        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let d = _mm256_set1_ps(f16_product(a.d, b.d));
         let s = _mm256_cvtepi32_ps(dot_i8_i8(ld_i8(&a.qs), ld_i8(&b.qs)));
         acc = _mm256_fmadd_ps(d, s, acc);
     }
@@ -117,7 +134,7 @@ pub(super) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let (w, x) = (blocks::<BlockQ4_0>(w), blocks::<BlockQ8_0>(x));
     let mut acc = _mm256_setzero_ps();
     for (a, b) in w.iter().zip(x).take(n / QK) {
-        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let d = _mm256_set1_ps(f16_product(a.d, b.d));
         let q = _mm256_sub_epi8(nibbles(&a.qs), _mm256_set1_epi8(8));
         let s = _mm256_cvtepi32_ps(dot_i8_i8(q, ld_i8(&b.qs)));
         acc = _mm256_fmadd_ps(d, s, acc);
@@ -132,8 +149,8 @@ pub(super) fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut summs = 0f32;
     for (a, b) in w.iter().zip(x).take(n / QK) {
-        summs += f16(a.m) * f16(b.s);
-        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        summs += f16_product(a.m, b.s);
+        let d = _mm256_set1_ps(f16_product(a.d, b.d));
         let s = _mm256_cvtepi32_ps(dot_u8_i8(nibbles(&a.qs), ld_i8(&b.qs)));
         acc = _mm256_fmadd_ps(d, s, acc);
     }
@@ -157,7 +174,7 @@ pub(super) fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let (w, x) = (blocks::<BlockQ5_0>(w), blocks::<BlockQ8_0>(x));
     let mut acc = _mm256_setzero_ps();
     for (a, b) in w.iter().zip(x).take(n / QK) {
-        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        let d = _mm256_set1_ps(f16_product(a.d, b.d));
         let q = _mm256_sub_epi8(q5_values(&a.qs, a.qh), _mm256_set1_epi8(16));
         let s = _mm256_cvtepi32_ps(dot_i8_i8(q, ld_i8(&b.qs)));
         acc = _mm256_fmadd_ps(d, s, acc);
@@ -172,8 +189,8 @@ pub(super) fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut summs = 0f32;
     for (a, b) in w.iter().zip(x).take(n / QK) {
-        summs += f16(a.m) * f16(b.s);
-        let d = _mm256_set1_ps(f16(a.d) * f16(b.d));
+        summs += f16_product(a.m, b.s);
+        let d = _mm256_set1_ps(f16_product(a.d, b.d));
         let s = _mm256_cvtepi32_ps(dot_u8_i8(q5_values(&a.qs, a.qh), ld_i8(&b.qs)));
         acc = _mm256_fmadd_ps(d, s, acc);
     }
@@ -219,8 +236,9 @@ pub(super) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc));
             }
         }
-        let dall = f32::from_le_bytes(b.d) * f16(a.d);
-        let dmin = f32::from_le_bytes(b.d) * f16(a.dmin);
+        let (ad, amin) = f16_pair(a.d, a.dmin);
+        let dall = f32::from_le_bytes(b.d) * ad;
+        let dmin = f32::from_le_bytes(b.d) * amin;
         sumf += dall * hsum_i32(sumi) as f32 - dmin * summs as f32;
     }
     sumf
@@ -235,10 +253,11 @@ pub(super) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut sumf = 0f32;
     for (a, b) in w.iter().zip(x).take(n / QK_K) {
         let sc = scales_q3k(&a.scales);
-        let mut corr = 0i32;
-        for g in 0..16 {
-            corr += sc[g] as i32 * b.bsum(g) as i32;
-        }
+        let corr: i32 = sc
+            .iter()
+            .enumerate()
+            .map(|(g, &s)| s as i32 * b.bsum(g) as i32)
+            .sum();
         let hm = ld(&a.hmask);
         let mut sumi = _mm256_setzero_si256();
         for c in 0..2 {
@@ -262,11 +281,10 @@ pub(super) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
 /// Sum of min * bsums of a Q4_K/Q5_K block: the offset part of its dot product.
 #[inline(always)]
 fn mins_dot(m: &[u8; 8], b: &BlockQ8K) -> i32 {
-    let mut summs = 0i32;
-    for g in 0..8 {
-        summs += m[g] as i32 * (b.bsum(2 * g) as i32 + b.bsum(2 * g + 1) as i32);
-    }
-    summs
+    m.iter()
+        .enumerate()
+        .map(|(g, &m)| m as i32 * (b.bsum(2 * g) as i32 + b.bsum(2 * g + 1) as i32))
+        .sum()
 }
 
 /// Scaled sums of two 32-element runs (groups 2c and 2c + 1 of a Q4_K/Q5_K block), added to acc.
@@ -300,8 +318,9 @@ pub(super) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
             sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], sc[2 * c], sc[2 * c + 1]);
         }
-        let d = f32::from_le_bytes(b.d) * f16(a.d);
-        let dmin = f32::from_le_bytes(b.d) * f16(a.dmin);
+        let (ad, amin) = f16_pair(a.d, a.dmin);
+        let d = f32::from_le_bytes(b.d) * ad;
+        let dmin = f32::from_le_bytes(b.d) * amin;
         sumf += d * hsum_i32(sumi) as f32 - dmin * summs as f32;
     }
     sumf
@@ -326,8 +345,9 @@ pub(super) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
             let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), h1);
             sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], sc[2 * c], sc[2 * c + 1]);
         }
-        let d = f32::from_le_bytes(b.d) * f16(a.d);
-        let dmin = f32::from_le_bytes(b.d) * f16(a.dmin);
+        let (ad, amin) = f16_pair(a.d, a.dmin);
+        let d = f32::from_le_bytes(b.d) * ad;
+        let dmin = f32::from_le_bytes(b.d) * amin;
         sumf += d * hsum_i32(sumi) as f32 - dmin * summs as f32;
     }
     sumf

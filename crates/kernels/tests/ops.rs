@@ -1,0 +1,96 @@
+//! matmul and get_row: thread-count independence, agreement with per-row vec_dot, errors.
+
+mod common;
+
+use common::{FIXTURE_TYPES, random_weights, rng};
+use lingqiao_kernels::ops::{WeightView, get_row, matmul};
+use lingqiao_kernels::{
+    GgmlType, KernelError, dequantize_row, quantize_row, vec_dot, vec_dot_type,
+};
+use rand::Rng;
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn matmul_is_thread_count_independent_and_equals_vec_dot() {
+    let mut r = rng(11);
+    // 300 rows: several tasks per thread, and a ragged last task.
+    let (rows, cols) = (300, 512);
+    for ty in FIXTURE_TYPES {
+        let data = random_weights(ty, rows * cols, &mut r);
+        let w = WeightView {
+            ty,
+            data: &data,
+            rows,
+            cols,
+        };
+        for n_tokens in [1, 3] {
+            let x: Vec<f32> = (0..n_tokens * cols)
+                .map(|_| r.random_range(-2.0f32..2.0))
+                .collect();
+            let mut one = vec![0f32; n_tokens * rows];
+            let mut three = vec![0f32; n_tokens * rows];
+            in_pool(1, || matmul(&w, &x, n_tokens, &mut one));
+            in_pool(3, || matmul(&w, &x, n_tokens, &mut three));
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&one),
+                bits(&three),
+                "{ty} n_tokens={n_tokens}: 1 vs 3 threads"
+            );
+
+            let vdt = vec_dot_type(ty);
+            let xrb = vdt.row_bytes(cols as u64).unwrap() as usize;
+            let wrb = ty.row_bytes(cols as u64).unwrap() as usize;
+            for t in 0..n_tokens {
+                let mut xq = vec![0u8; xrb];
+                quantize_row(vdt, &x[t * cols..(t + 1) * cols], &mut xq).unwrap();
+                for row in 0..rows {
+                    let want = vec_dot(ty, cols, &data[row * wrb..(row + 1) * wrb], &xq);
+                    assert_eq!(
+                        one[t * rows + row].to_bits(),
+                        want.to_bits(),
+                        "{ty} token {t} row {row}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn get_row_dequantizes_one_row() {
+    let mut r = rng(12);
+    let (rows, cols) = (5, 256);
+    for ty in [GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::F16] {
+        let data = random_weights(ty, rows * cols, &mut r);
+        let w = WeightView {
+            ty,
+            data: &data,
+            rows,
+            cols,
+        };
+        let rb = ty.row_bytes(cols as u64).unwrap() as usize;
+        let mut got = vec![0f32; cols];
+        let mut want = vec![0f32; cols];
+        get_row(&w, 3, &mut got).unwrap();
+        dequantize_row(ty, &data[3 * rb..4 * rb], &mut want).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(
+            get_row(&w, 5, &mut got),
+            Err(KernelError::RowOutOfRange { row: 5, rows: 5 })
+        );
+        assert!(get_row(&w, 0, &mut got[1..]).is_err());
+        let short = WeightView {
+            data: &data[1..],
+            ..w
+        };
+        assert!(get_row(&short, 0, &mut got).is_err());
+    }
+}

@@ -105,6 +105,9 @@ const CHATML: &str = "{%- for message in messages %}\
 
 const TEMPLATE_NAME: &str = "chat_template";
 
+/// minijinja instruction budget per render.
+const TEMPLATE_FUEL: u64 = 10_000_000;
+
 /// A compiled chat template with the special-token strings it may print.
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -135,6 +138,9 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
+        // The template comes from a model file: bound the work a hostile one can ask for
+        // (a real template uses well under a million instructions for a long chat).
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_formatter(python_formatter);
         env.add_filter("tojson", tojson);
@@ -361,6 +367,13 @@ mod tests {
     #[test]
     fn undefined_attribute_is_a_render_error() {
         let err = render("{{ messages[0].nope.deeper }}", &[ChatMessage::user("hi")]).unwrap_err();
+        assert!(matches!(err, TemplateError::Render(_)), "{err:?}");
+    }
+
+    #[test]
+    fn runaway_template_is_stopped() {
+        let t = "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}";
+        let err = render(t, &[]).unwrap_err();
         assert!(matches!(err, TemplateError::Render(_)), "{err:?}");
     }
 

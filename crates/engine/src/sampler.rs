@@ -157,7 +157,10 @@ impl Sampler {
         self.apply_penalties(history);
 
         let best = argmax(&self.logits);
-        if !(self.cfg.temperature > 0.0) || !self.logits[best as usize].is_finite() {
+        if self.cfg.temperature.is_nan()
+            || self.cfg.temperature <= 0.0
+            || !self.logits[best as usize].is_finite()
+        {
             return Some(best);
         }
 
@@ -353,7 +356,8 @@ fn min_p(cands: &mut Vec<Cand>, p: f32) {
     if !max.is_finite() {
         return;
     }
-    let min_logit = max + p.ln();
+    // min_p > 1 would drop even the top token; at least that one always stays.
+    let min_logit = (max + p.ln()).min(max);
     cands.retain(|c| c.1 >= min_logit);
 }
 

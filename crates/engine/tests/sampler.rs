@@ -294,7 +294,8 @@ fn penalties_follow_llama_cpp() {
     let history = [0u32, 4, 4, 999_999]; // out-of-vocabulary ids are ignored
     let mut want_logits = f64s(&LOGITS);
     want_logits[0] = 2.0 / 1.5 - 0.2 - 0.3;
-    want_logits[4] = -1.0 * 1.5 - 2.0 * 0.2 - 0.3;
+    let l4 = LOGITS[4] as f64; // -1.0: negative, so multiplied
+    want_logits[4] = l4 * 1.5 - 2.0 * 0.2 - 0.3;
     let mut s = Sampler::new(cfg.clone());
     assert_probs(
         &s.probabilities(&LOGITS, &history),
@@ -465,4 +466,69 @@ fn large_vocabulary_sampling_cost() {
             "{name}: {per_token:?} per token"
         );
     }
+}
+
+#[test]
+fn degenerate_settings_still_pick_a_real_token() {
+    let top = |cfg: SamplerConfig, logits: &[f32]| Sampler::new(cfg).sample(logits, &[]);
+    assert_eq!(
+        top(
+            SamplerConfig {
+                min_p: 5.0,
+                ..plain()
+            },
+            &LOGITS
+        ),
+        5,
+        "min_p > 1 keeps the top"
+    );
+    assert_eq!(
+        top(
+            SamplerConfig {
+                top_p: 0.0,
+                ..plain()
+            },
+            &LOGITS
+        ),
+        5,
+        "top_p 0 keeps the top"
+    );
+    assert_eq!(
+        top(
+            SamplerConfig {
+                temperature: 1e-30,
+                ..plain()
+            },
+            &LOGITS
+        ),
+        5,
+        "tiny temperature"
+    );
+    let nan_cfg = SamplerConfig {
+        temperature: f32::NAN,
+        top_p: f32::NAN,
+        min_p: f32::NAN,
+        ..plain()
+    };
+    assert_eq!(top(nan_cfg, &LOGITS), 5, "NaN temperature is greedy");
+    let k_over_n = SamplerConfig {
+        top_k: 1000,
+        ..plain()
+    };
+    assert!(
+        top(k_over_n, &[0.0, 9.0]) < 2,
+        "top_k above the vocabulary size"
+    );
+    assert_eq!(top(plain(), &[f32::NEG_INFINITY; 4]), 0, "all -inf");
+    assert_eq!(top(plain(), &[0.0, f32::INFINITY, 1.0]), 1, "+inf wins");
+    let bad_penalty = SamplerConfig {
+        repeat_penalty: 0.0,
+        ..plain()
+    };
+    assert!(
+        Sampler::new(bad_penalty)
+            .probabilities(&LOGITS, &[5])
+            .iter()
+            .all(|p| p.1.is_finite())
+    );
 }

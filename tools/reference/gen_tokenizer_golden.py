@@ -19,11 +19,18 @@ vocab-only load:
     with add_special=False, parse_special=False: its token count and a 64-bit rolling hash
     h = (h * 1000003 + id + 1) mod 2**64 over the ids.
 
+Variants (golden_<variant>.json, same fields): pre-tokenizer types and flags that no
+installed model uses, checked on a real vocabulary by rewriting one model's metadata
+into a temporary vocab-only GGUF (no tensors; nothing of it is committed):
+  smollm2 vocab+merges with tokenizer.ggml.pre = "llama-bpe", "gpt-2", "default",
+  "deepseek-r1-qwen", and gemma3 with tokenizer.ggml.add_space_prefix = true.
+The Rust test builds the same variants with Tokenizer::from_spec.
+
 Run (from the repo root):
     pip install -r tools/reference/requirements.txt   # llama-cpp-python build flags: see its header
-    python3 tools/reference/gen_tokenizer_golden.py [key ...]
+    python3 tools/reference/gen_tokenizer_golden.py [key-or-variant ...]
 Models are looked up in $LINGQIAO_MODELS or ~/.cache/lingqiao/models.
-Needs: llama-cpp-python==0.3.36 (its vendored llama.cpp is the reference).
+Needs: llama-cpp-python==0.3.36 (its vendored llama.cpp is the reference), gguf==0.19.0.
 """
 
 from __future__ import annotations
@@ -105,14 +112,60 @@ def sample_ids(vocab, n_vocab: int) -> list[int]:
     return sorted(ids)
 
 
+VARIANTS = {
+    # name: (base model key, metadata overrides)
+    "smollm2_llama-bpe": ("smollm2", {"tokenizer.ggml.pre": "llama-bpe"}),
+    "smollm2_gpt-2": ("smollm2", {"tokenizer.ggml.pre": "gpt-2"}),
+    "smollm2_default": ("smollm2", {"tokenizer.ggml.pre": "default"}),
+    "smollm2_deepseek-r1-qwen": ("smollm2", {"tokenizer.ggml.pre": "deepseek-r1-qwen"}),
+    "gemma3_space-prefix": ("gemma3", {"tokenizer.ggml.add_space_prefix": True}),
+}
+
+
+def write_variant(src: Path, overrides: dict, dest: Path) -> None:
+    """Copy every metadata key of `src` (no tensors) into `dest`, with overrides."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(src))
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    writer = gguf.GGUFWriter(str(dest), arch=arch)
+    done = {"general.architecture"}
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name in done:
+            continue
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        val = overrides.get(name, field.contents())
+        writer.add_key_value(name, val, vtype, sub_type=sub)
+        done.add(name)
+    for name, val in overrides.items():
+        if name not in done:
+            vt = gguf.GGUFValueType.BOOL if isinstance(val, bool) else gguf.GGUFValueType.STRING
+            writer.add_key_value(name, val, vt)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def main(keys: list[str]) -> None:
     entries = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").split("\n") if line]
     joined = "\n".join(entries)
     reps = -(-LONG_MIN_BYTES // len(joined.encode()))
     long_text = "\n".join(entries * reps)
     llama_cpp.llama_backend_init()
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp())
     for key in keys:
-        path = MODELS_DIR / MODELS[key]
+        if key in VARIANTS:
+            base, overrides = VARIANTS[key]
+            path = tmp / f"{key}.gguf"
+            write_variant(MODELS_DIR / MODELS[base], overrides, path)
+            model_name = MODELS[base]
+        else:
+            path = MODELS_DIR / MODELS[key]
+            model_name = MODELS[key]
         llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
@@ -133,7 +186,8 @@ def main(keys: list[str]) -> None:
         }
         long_ids = tokenize(vocab, long_text.encode("utf-8"), False, False)
         golden = {
-            "model": MODELS[key],
+            "model": model_name,
+            "overrides": VARIANTS.get(key, (None, {}))[1],
             "llama_cpp_python": llama_cpp.__version__,
             "n_vocab": n_vocab,
             "bos": llama_cpp.llama_vocab_bos(vocab),
@@ -156,4 +210,4 @@ def main(keys: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(MODELS))
+    main(sys.argv[1:] or [*MODELS, *VARIANTS])

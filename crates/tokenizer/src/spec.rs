@@ -26,6 +26,14 @@ pub struct TokenizerSpec {
     pub name: Option<String>,
 }
 
+impl TokenizerSpec {
+    /// Reads the `tokenizer.*` keys of a GGUF file (what [`crate::Tokenizer::from_gguf`]
+    /// uses), e.g. to adjust them before [`crate::Tokenizer::from_spec`].
+    pub fn from_gguf(meta: &lingqiao_gguf::Metadata) -> Result<TokenizerSpec, TokenizerError> {
+        crate::gguf::spec_from_metadata(meta)
+    }
+}
+
 /// Special token ids as stored in the file (may be out of range; that is checked later).
 #[derive(Clone, Debug, Default)]
 pub struct SpecialIds {

@@ -9,8 +9,8 @@
 //! surviving tokens in id order, so a seed gives the same tokens on every platform and
 //! with every Rust version (no dependence on unstable sort or select internals).
 //!
-//! Cost: a vocabulary can have 262k entries. top_k uses a linear-time select and sorts
-//! only k entries; top_p without top_k is a quickselect on probability mass (no sort);
+//! Cost: a vocabulary can have 262k entries. top_k is one scan keeping the best k
+//! (a linear-time select for large k); top_p without top_k is a quickselect on probability mass (no sort);
 //! min_p is a filter pass.
 
 use std::cmp::Ordering;
@@ -165,17 +165,15 @@ impl Sampler {
         }
 
         let n = self.logits.len();
-        self.cands.clear();
-        self.cands
-            .extend(self.logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         // Until top_k or top_p reorders them, candidates stay in id order.
         let top_k_on = self.cfg.top_k > 0 && self.cfg.top_k < n;
         let top_p_on = self.cfg.top_p < 1.0;
         if top_k_on {
-            let k = self.cfg.top_k;
-            self.cands.select_nth_unstable_by(k - 1, by_logit_desc);
-            self.cands.truncate(k);
-            self.cands.sort_unstable_by(by_logit_desc);
+            top_k(&self.logits, self.cfg.top_k, &mut self.cands);
+        } else {
+            self.cands.clear();
+            self.cands
+                .extend(self.logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         }
         if top_p_on {
             top_p(&mut self.cands, self.cfg.top_p, top_k_on);
@@ -270,6 +268,34 @@ fn argmax(values: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+/// The `k` best (logit desc, id asc) entries of `logits` into `out`, sorted.
+fn top_k(logits: &[f32], k: usize, out: &mut Vec<Cand>) {
+    out.clear();
+    if k > 256 {
+        // Large k: one linear-time select over all entries beats sorted insertion.
+        out.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
+        out.select_nth_unstable_by(k - 1, by_logit_desc);
+        out.truncate(k);
+        out.sort_unstable_by(by_logit_desc);
+        return;
+    }
+    // Small k (llama.cpp's default is 40): one scan keeping a sorted list of the best k.
+    // Most logits lose the single comparison against the current k-th, so 262k entries
+    // cost about one pass.
+    for (i, &l) in logits.iter().enumerate() {
+        if out.len() == k {
+            // Ids only grow, so an equal logit ranks after the current k-th: strict >.
+            if l <= out[k - 1].1 {
+                continue;
+            }
+            out.pop();
+        }
+        let cand = (i as u32, l);
+        let pos = out.partition_point(|c| by_logit_desc(c, &cand) == Ordering::Less);
+        out.insert(pos, cand);
+    }
 }
 
 /// Keeps the most likely candidates whose probability mass first reaches `p` (the token

@@ -188,6 +188,30 @@ fn top_k_keeps_k_best_and_renormalises() {
     );
 }
 
+#[test]
+fn top_k_on_a_large_vocabulary_matches_a_full_sort() {
+    // Small k takes the scan path, large k the select path; both must keep exactly the
+    // k best of a full sort (logit desc, id asc). Coarse logits make many ties.
+    let logits: Vec<f32> = random_logits(50_000, 11)
+        .iter()
+        .map(|x| (x * 4.0).round() / 4.0)
+        .collect();
+    for k in [1usize, 40, 256, 257, 1000] {
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            logits[b as usize]
+                .total_cmp(&logits[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut s = Sampler::new(SamplerConfig {
+            top_k: k,
+            ..plain()
+        });
+        let want = expected(&f64s(&logits), &order[..k], 1.0);
+        assert_probs(&s.probabilities(&logits, &[]), &want, &format!("top_k {k}"));
+    }
+}
+
 /// Independent top_p: softmax, sort descending, keep through the token whose
 /// cumulative probability first reaches p.
 fn top_p_keep(logits: &[f64], p: f64) -> Vec<u32> {

@@ -53,6 +53,7 @@ fn renders_match_transformers_byte_for_byte() {
     let golden = load();
     let mut failures = Vec::new();
     let mut checked = 0;
+    let start = std::time::Instant::now();
     for (name, info) in &golden.templates {
         let source = std::fs::read_to_string(testdata().join(&info.file)).expect("template file");
         let template = ChatTemplate::new(&source, &info.bos_token, &info.eos_token)
@@ -86,6 +87,10 @@ fn renders_match_transformers_byte_for_byte() {
             }
         }
     }
+    eprintln!(
+        "compiled 5 templates and rendered {checked} cases in {:?}",
+        start.elapsed()
+    );
     assert!(checked >= 40, "only {checked} golden cases");
     assert!(
         failures.is_empty(),

@@ -32,8 +32,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Fetch a model by key into the cache (~/.cache/lingqiao/models).
     Pull {
-        /// Model key (see `lingqiao list`).
-        key: String,
+        /// Model keys (see `lingqiao list`).
+        #[arg(required = true)]
+        keys: Vec<String>,
         /// Fetch again even if installed.
         #[arg(long)]
         force: bool,
@@ -115,16 +116,15 @@ fn main() -> Result<()> {
         Command::Chat(a) => run::chat(a),
         Command::Tokenize(a) => tokenize(a),
         Command::Inspect(a) => inspect::inspect(a),
-        Command::Pull { key, force } => {
-            let path = lingqiao_fetch::pull(
-                &key,
-                &PullOptions {
+        Command::Pull { keys, force } => {
+            for key in keys {
+                let opts = PullOptions {
                     progress: true,
                     force,
                     ..Default::default()
-                },
-            )?;
-            println!("{}", path.display());
+                };
+                println!("{}", lingqiao_fetch::pull(&key, &opts)?.display());
+            }
             Ok(())
         }
         Command::List => {

@@ -4,7 +4,7 @@ mod common;
 
 use common::{FIXTURE_TYPES, activations, bytes, fixture};
 use lingqiao_kernels::{
-    GgmlType, dequantize_row, quantize_row, scalar_vec_dot, vec_dot, vec_dot_type,
+    GgmlType, dequantize_row, quantize_row, quantize_row_ref, scalar_vec_dot, vec_dot, vec_dot_type,
 };
 
 #[test]
@@ -48,9 +48,36 @@ fn quantize_q8_activations_bit_exact() {
     ] {
         let expected = bytes(file);
         let mut ours = vec![0u8; expected.len()];
+        quantize_row_ref(ty, &act, &mut ours).unwrap();
+        let first_diff = ours.iter().zip(&expected).position(|(a, b)| a != b);
+        assert_eq!(first_diff, None, "{ty}: first differing byte");
+    }
+}
+
+/// The activation quantizers follow ggml's x86 path, checked against a numpy transcription
+/// of it (tools/reference/gen_q8_x86_fixture.py) on blocks that separate it from the
+/// reference path.
+#[test]
+fn quantize_q8_activations_match_ggml_x86_path() {
+    let act: Vec<f32> = bytes("act.x86.f32.bin")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    for (ty, file) in [
+        (GgmlType::Q8_0, "act.Q8_0.x86.bin"),
+        (GgmlType::Q8_1, "act.Q8_1.x86.bin"),
+    ] {
+        let expected = bytes(file);
+        let mut ours = vec![0u8; expected.len()];
         quantize_row(ty, &act, &mut ours).unwrap();
         let first_diff = ours.iter().zip(&expected).position(|(a, b)| a != b);
         assert_eq!(first_diff, None, "{ty}: first differing byte");
+        let mut reference = vec![0u8; expected.len()];
+        quantize_row_ref(ty, &act, &mut reference).unwrap();
+        assert_ne!(
+            reference, ours,
+            "{ty}: the fixture must separate the two rounding rules"
+        );
     }
 }
 

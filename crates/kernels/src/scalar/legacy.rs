@@ -96,39 +96,79 @@ pub fn dequantize_row_q8_1(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// Scale and rounded values of one 32-element block, as ggml's reference quantizers compute
-/// them: d = amax / 127, q = roundf(x / d) (half away from zero), through the reciprocal.
+/// How a 32-element activation block is rounded to int8.
+#[derive(Clone, Copy)]
+enum Q8Rounding {
+    /// ggml's `quantize_row_q8_*_ref` (and gguf-py): q = roundf(x * (1 / d)), halves away
+    /// from zero.
+    Reference,
+    /// ggml's x86 `quantize_row_q8_0` / `quantize_row_q8_1` (arch/x86/quants.c), which
+    /// llama.cpp runs on activations on this kind of machine: q = x * (127 / amax) rounded
+    /// half to even. It differs from the reference by one unit in some elements, and those
+    /// flips are amplified through the layers, so activations use this one.
+    X86,
+}
+
+/// Scale and rounded values of one block; d = amax / 127 either way.
 #[inline(always)]
-fn q8_block(x: &[f32]) -> (f32, [i8; QK]) {
+fn q8_block(x: &[f32], rounding: Q8Rounding) -> (f32, [i8; QK]) {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0i8; QK];
-    for (q, v) in qs.iter_mut().zip(x) {
-        *q = (v * id).round() as i8;
+    match rounding {
+        Q8Rounding::Reference => {
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            for (q, v) in qs.iter_mut().zip(x) {
+                *q = (v * id).round() as i8;
+            }
+        }
+        Q8Rounding::X86 => {
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            for (q, v) in qs.iter_mut().zip(x) {
+                *q = (v * id).round_ties_even() as i8;
+            }
+        }
     }
     (d, qs)
 }
 
-/// Bit-for-bit ggml's `quantize_row_q8_0_ref`.
-pub fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
+fn q8_0_blocks(src: &[f32], dst: &mut [u8], rounding: Q8Rounding) {
     for (x, b) in src.chunks_exact(QK).zip(blocks_mut::<BlockQ8_0>(dst)) {
-        let (d, qs) = q8_block(x);
+        let (d, qs) = q8_block(x, rounding);
         b.d = f16::from_f32(d).to_le_bytes();
         b.qs = qs;
     }
 }
 
-/// Bit-for-bit ggml's `quantize_row_q8_1_ref`; `s` is d times the integer sum of the rounded
-/// values, rounded once to f16.
-pub fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
+/// `s` is d times the integer sum of the rounded values, rounded once to f16.
+fn q8_1_blocks(src: &[f32], dst: &mut [u8], rounding: Q8Rounding) {
     for (x, b) in src.chunks_exact(QK).zip(blocks_mut::<BlockQ8_1>(dst)) {
-        let (d, qs) = q8_block(x);
+        let (d, qs) = q8_block(x, rounding);
         let sum: i32 = qs.iter().map(|&q| q as i32).sum();
         b.d = f16::from_f32(d).to_le_bytes();
         b.s = f16::from_f32(sum as f32 * d).to_le_bytes();
         b.qs = qs;
     }
+}
+
+/// Bit-for-bit ggml's x86 `quantize_row_q8_0` (the activation quantizer).
+pub fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
+    q8_0_blocks(src, dst, Q8Rounding::X86);
+}
+
+/// Bit-for-bit ggml's x86 `quantize_row_q8_1` (the activation quantizer).
+pub fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
+    q8_1_blocks(src, dst, Q8Rounding::X86);
+}
+
+/// Bit-for-bit ggml's `quantize_row_q8_0_ref` (and gguf-py's Q8_0): for writing files.
+pub fn quantize_row_q8_0_ref(src: &[f32], dst: &mut [u8]) {
+    q8_0_blocks(src, dst, Q8Rounding::Reference);
+}
+
+/// Bit-for-bit ggml's `quantize_row_q8_1_ref`.
+pub fn quantize_row_q8_1_ref(src: &[f32], dst: &mut [u8]) {
+    q8_1_blocks(src, dst, Q8Rounding::Reference);
 }
 
 #[inline(always)]

@@ -6,6 +6,7 @@ use clap::Args;
 use lingqiao_gguf::GgufFile;
 use lingqiao_model::Model;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -26,13 +27,16 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     }
     .resolve()?;
     let file = GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?;
-    println!(
+    // Built whole, then written once: a closed pipe (`| head`) is not an error.
+    let mut out = String::new();
+    writeln!(
+        out,
         "file: {} (GGUF v{}, {} bytes)",
         path.display(),
         file.version(),
         file.bytes().len()
-    );
-    println!("metadata ({} keys):", file.metadata().len());
+    )?;
+    writeln!(out, "metadata ({} keys):", file.metadata().len())?;
     for (k, v) in file.metadata().iter() {
         let mut s = v.to_string();
         if s.chars().count() > 100 {
@@ -42,7 +46,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
                 s.chars().count()
             );
         }
-        println!("  {k} = {}", s.replace('\n', "\\n"));
+        writeln!(out, "  {k} = {}", s.replace('\n', "\\n"))?;
     }
     let mut by_type: BTreeMap<String, (usize, u64, u64)> = BTreeMap::new();
     for t in file.tensors() {
@@ -51,29 +55,32 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         e.1 += t.n_elements();
         e.2 += t.n_bytes;
         if args.tensors {
-            println!("  {:40} {:6} {:?}", t.name, t.ty.to_string(), t.dims);
+            writeln!(out, "  {:40} {:6} {:?}", t.name, t.ty.to_string(), t.dims)?;
         }
     }
-    println!("tensors ({}):", file.tensors().len());
+    writeln!(out, "tensors ({}):", file.tensors().len())?;
     let total_elems: u64 = by_type.values().map(|v| v.1).sum();
     let total_bytes: u64 = by_type.values().map(|v| v.2).sum();
     for (ty, (n, elems, bytes)) in &by_type {
-        println!(
+        writeln!(
+            out,
             "  {ty:6} {n:4} tensors, {elems:11} weights, {:>10}",
             human_bytes(*bytes)
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "  total  {total_elems} weights, {}, {:.2} bits per weight",
         human_bytes(total_bytes),
         total_bytes as f64 * 8.0 / total_elems.max(1) as f64
-    );
+    )?;
     match Model::from_gguf(file) {
         Ok(model) => {
             let hp = &model.hp;
             let n_ctx = args.ctx.min(hp.n_ctx_train);
             let m = model.memory_estimate(n_ctx);
-            println!(
+            writeln!(
+                out,
                 "model: {} — {} layers, n_embd {}, {} heads / {} kv, head_dim {}, n_ff {}, vocab {}, trained context {}",
                 hp.spec.name,
                 hp.n_layer,
@@ -84,16 +91,17 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
                 hp.n_ff,
                 hp.n_vocab,
                 hp.n_ctx_train
-            );
-            println!(
+            )?;
+            writeln!(
+                out,
                 "memory at context {n_ctx}: weights {} (mapped) + KV cache {} (F16) + compute {} = {}",
                 human_bytes(m.weights as u64),
                 human_bytes(m.kv_cache as u64),
                 human_bytes(m.compute as u64),
                 human_bytes(m.total() as u64)
-            );
+            )?;
         }
-        Err(e) => println!("model: not runnable here: {e}"),
+        Err(e) => writeln!(out, "model: not runnable here: {e}")?,
     }
-    Ok(())
+    crate::write_stdout(&out)
 }

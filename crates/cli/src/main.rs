@@ -97,16 +97,27 @@ fn tokenize(args: TokenizeArgs) -> Result<()> {
         .with_context(|| format!("reading {}", path.display()))?;
     let tok = lingqiao_tokenizer::Tokenizer::from_gguf(file.metadata())?;
     let ids = tok.encode(&args.text, !args.no_special, !args.no_parse_special);
-    if args.ids {
+    let out = if args.ids {
         let list: Vec<String> = ids.iter().map(u32::to_string).collect();
-        println!("[{}]", list.join(", "));
+        format!("[{}]\n", list.join(", "))
     } else {
-        for id in ids {
-            let piece = String::from_utf8_lossy(&tok.token_to_piece(id, true)).into_owned();
-            println!("{id:6} -> {piece:?}");
-        }
+        ids.iter()
+            .map(|&id| {
+                let piece = String::from_utf8_lossy(&tok.token_to_piece(id, true)).into_owned();
+                format!("{id:6} -> {piece:?}\n")
+            })
+            .collect()
+    };
+    write_stdout(&out)
+}
+
+/// Write a command's whole output; a closed pipe (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn main() -> Result<()> {

@@ -73,7 +73,12 @@ pub struct Session<'m> {
 
 impl<'m> Session<'m> {
     pub fn new(model: &'m Model, tokenizer: &'m Tokenizer, n_ctx: usize) -> Session<'m> {
-        Session { model, tokenizer, cache: model.new_cache(n_ctx), tokens: Vec::new() }
+        Session {
+            model,
+            tokenizer,
+            cache: model.new_cache(n_ctx),
+            tokens: Vec::new(),
+        }
     }
 
     pub fn n_ctx(&self) -> usize {
@@ -92,14 +97,24 @@ impl<'m> Session<'m> {
             return Err(GenerateError::EmptyPrompt);
         }
         if prompt.len() > self.cache.n_ctx {
-            return Err(GenerateError::PromptTooLong { n_prompt: prompt.len(), n_ctx: self.cache.n_ctx });
+            return Err(GenerateError::PromptTooLong {
+                n_prompt: prompt.len(),
+                n_ctx: self.cache.n_ctx,
+            });
         }
-        let common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let common = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
         // At least one token must run to produce logits.
         let reuse = common.min(prompt.len() - 1);
         self.cache.truncate(reuse);
         self.tokens.truncate(reuse);
-        let logits = self.model.forward(&mut self.cache, &prompt[reuse..], Logits::Last)?;
+        let logits = self
+            .model
+            .forward(&mut self.cache, &prompt[reuse..], Logits::Last)?;
         self.tokens.extend_from_slice(&prompt[reuse..]);
         Ok((logits, reuse))
     }
@@ -129,7 +144,13 @@ impl<'m> Session<'m> {
             }
             n_generated += 1;
             let text = decoder.push(id);
-            if on_token(TokenEvent { id, text: &text, logits: &logits }).is_break() {
+            if on_token(TokenEvent {
+                id,
+                text: &text,
+                logits: &logits,
+            })
+            .is_break()
+            {
                 break StopReason::Stopped;
             }
             if self.tokens.len() >= self.cache.n_ctx {
@@ -145,7 +166,11 @@ impl<'m> Session<'m> {
         };
         let tail = decoder.finish();
         if !tail.is_empty() {
-            let _ = on_token(TokenEvent { id: u32::MAX, text: &tail, logits: &[] });
+            let _ = on_token(TokenEvent {
+                id: u32::MAX,
+                text: &tail,
+                logits: &[],
+            });
         }
         Ok(GenerationStats {
             n_prompt: prompt.len(),

@@ -41,6 +41,7 @@ Why these choices:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -280,6 +281,7 @@ def main() -> None:
     cross = llama_cpp_crosscheck(gguf_path, ref)
     manifest = {
         "model_file": "model.gguf",
+        "model_sha256": hashlib.sha256(gguf_path.read_bytes()).hexdigest(),
         "reference": f"transformers {transformers.__version__} Qwen3ForCausalLM, torch {torch.__version__}, "
                      "float32, CPU, attn_implementation=eager, full sequence in one forward pass, no KV cache",
         "seed": SEED,

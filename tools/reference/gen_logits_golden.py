@@ -96,6 +96,12 @@ Today the same pattern repeats with computers and networks. A text written in th
 To check that such a program computes the right answer, engineers compare its output with a trusted reference implementation, number by number. If even a single value differs, they look for the cause: a rounding step done in the wrong order, a missing scale factor, or a table read with the wrong stride. Only when every step agrees do they trust the faster version."""
 
 
+# Longer than gemma3's 512-token sliding window (about 710 tokens): positions past 512 make
+# the local layers drop the start of the prompt while the global layers still see it, and
+# the prompt crosses n_batch, so it is evaluated in two chunks.
+WINDOW = LONG + "\n\nTo repeat the point once more, in other words:\n\n" + LONG
+
+
 def prompts_for(key: str) -> list[tuple[str, str, bool]]:
     """(name, text, parse_special) for a model key."""
     chat = GEMMA_TURNS if key == "gemma3" else CHATML
@@ -105,7 +111,7 @@ def prompts_for(key: str) -> list[tuple[str, str, bool]]:
         ("code", CODE, False),
         ("chat", chat, True),
         ("long", LONG, False),
-    ]
+    ] + ([("window", WINDOW, False)] if key == "gemma3" else [])
 
 
 CHAT_QUESTIONS = [("chat_zh", "中国的首都是哪里？"), ("chat_en", "What is the capital of France?")]

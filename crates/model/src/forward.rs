@@ -9,6 +9,8 @@ use crate::kv_cache::{KvCache, LayerCache};
 use crate::ops;
 use crate::weights::Linear;
 use half::f16;
+use half::slice::HalfFloatSliceExt;
+use lingqiao_gguf::GgmlType;
 use lingqiao_kernels::ops::{get_row, matmul};
 use rayon::prelude::*;
 
@@ -239,15 +241,17 @@ impl Model {
                 } else {
                     0
                 };
-                let qh: Vec<f32> = q[t * q_dim + h * hd..][..hd]
+                let q16: Vec<f16> = q[t * q_dim + h * hd..][..hd]
                     .iter()
-                    .map(|&e| f16::from_f32(e).to_f32())
+                    .map(|&e| f16::from_f32(e))
                     .collect();
+                let q16 = bytemuck::cast_slice::<f16, u8>(&q16);
+                // ggml_vec_dot_f16, through the kernels' dispatch (F16C where the CPU has it).
                 let mut scores: Vec<f32> = (lo..=pos)
                     .map(|j| {
                         let kr = &layer.k[j * k_row + g * hd..][..hd];
-                        let s: f32 = qh.iter().zip(kr).map(|(a, b)| a * b.to_f32()).sum();
-                        s * kq_scale
+                        let kr = bytemuck::cast_slice::<f16, u8>(kr);
+                        lingqiao_kernels::vec_dot(GgmlType::F16, hd, kr, q16) * kq_scale
                     })
                     .collect();
                 if let Some(cap) = softcap {
@@ -255,12 +259,13 @@ impl Model {
                 }
                 ops::softmax_inplace(&mut scores);
                 o.fill(0.0);
+                // `half`'s slice conversion picks F16C at run time; its per-element
+                // conversion is software unless the binary is built for F16C.
+                let mut vrow = vec![0.0f32; hdv];
                 for (p, j) in scores.iter().zip(lo..=pos) {
                     let p = f16::from_f32(*p).to_f32();
-                    let vr = &layer.v[j * v_row + g * hdv..][..hdv];
-                    o.iter_mut()
-                        .zip(vr)
-                        .for_each(|(acc, e)| *acc += p * e.to_f32());
+                    layer.v[j * v_row + g * hdv..][..hdv].convert_to_f32_slice(&mut vrow);
+                    o.iter_mut().zip(&vrow).for_each(|(acc, e)| *acc += p * e);
                 }
             });
     }

@@ -238,12 +238,19 @@ pub fn chat(args: ChatArgs) -> Result<()> {
     eprintln!(
         "lingqiao chat: type a message; /reset forgets the conversation, /exit or Ctrl-D quits."
     );
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    let mut stdin = std::io::stdin().lock();
+    let mut raw = Vec::new();
     loop {
         eprint!("> ");
-        let Some(line) = lines.next() else { break };
-        let line = line.context("reading stdin (is it valid UTF-8?)")?;
+        raw.clear();
+        if stdin.read_until(b'\n', &mut raw).context("reading stdin")? == 0 {
+            break;
+        }
+        // A line that is not UTF-8 is refused; the conversation goes on.
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            eprintln!("error: that line is not valid UTF-8; please type it again");
+            continue;
+        };
         let line = line.trim();
         match line {
             "" => continue,

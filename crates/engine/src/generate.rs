@@ -158,7 +158,8 @@ impl<'m> Session<'m> {
             }
             if n_generated >= max_tokens {
                 // The last token is not fed back: nothing would read its logits. It is
-                // still remembered so a following prompt that continues it reuses the cache.
+                // therefore not in the cache either, and `tokens` (which mirrors the cache)
+                // leaves it out; a following prompt that contains it computes it then.
                 break StopReason::Length;
             }
             logits = self.model.forward(&mut self.cache, &[id], Logits::Last)?;

@@ -56,10 +56,11 @@ impl GenerationStats {
 
 /// A token as it is produced.
 pub struct TokenEvent<'a> {
-    pub id: u32,
+    /// The token; `None` for the decoder's final flush of held-back bytes.
+    pub id: Option<u32>,
     /// Newly complete text (may be empty while a UTF-8 character is split across tokens).
     pub text: &'a str,
-    /// The logits the token was sampled from.
+    /// The logits the token was sampled from (empty for the final flush).
     pub logits: &'a [f32],
 }
 
@@ -145,7 +146,7 @@ impl<'m> Session<'m> {
             n_generated += 1;
             let text = decoder.push(id);
             if on_token(TokenEvent {
-                id,
+                id: Some(id),
                 text: &text,
                 logits: &logits,
             })
@@ -168,7 +169,7 @@ impl<'m> Session<'m> {
         let tail = decoder.finish();
         if !tail.is_empty() {
             let _ = on_token(TokenEvent {
-                id: u32::MAX,
+                id: None,
                 text: &tail,
                 logits: &[],
             });

@@ -228,46 +228,49 @@ impl Model {
         let group = hp.n_head / hp.n_head_kv;
         let (k_row, v_row) = (hp.n_head_kv * hd, hp.n_head_kv * hdv);
         let q_dim = hp.n_head * hd;
-        let softcap = None::<f32>;
         out[..n * hp.n_head * hdv]
             .par_chunks_mut(hdv)
             .enumerate()
-            .for_each(|(idx, o)| {
-                let (t, h) = (idx / hp.n_head, idx % hp.n_head);
-                let g = h / group;
-                let pos = p0 + t;
-                let lo = if window > 0 {
-                    (pos + 1).saturating_sub(window)
-                } else {
-                    0
-                };
-                let q16: Vec<f16> = q[t * q_dim + h * hd..][..hd]
-                    .iter()
-                    .map(|&e| f16::from_f32(e))
-                    .collect();
-                let q16 = bytemuck::cast_slice::<f16, u8>(&q16);
-                // ggml_vec_dot_f16, through the kernels' dispatch (F16C where the CPU has it).
-                let mut scores: Vec<f32> = (lo..=pos)
-                    .map(|j| {
-                        let kr = &layer.k[j * k_row + g * hd..][..hd];
-                        let kr = bytemuck::cast_slice::<f16, u8>(kr);
+            // Scratch per worker, not per (token, head): a decoded token visits every head
+            // of every layer.
+            .for_each_init(
+                || (Vec::<f16>::new(), Vec::<f32>::new(), vec![0.0f32; hdv]),
+                |(q16, scores, vrow), (idx, o)| {
+                    let (t, h) = (idx / hp.n_head, idx % hp.n_head);
+                    let g = h / group;
+                    let pos = p0 + t;
+                    let lo = if window > 0 {
+                        (pos + 1).saturating_sub(window)
+                    } else {
+                        0
+                    };
+                    q16.clear();
+                    q16.extend(
+                        q[t * q_dim + h * hd..][..hd]
+                            .iter()
+                            .map(|&e| f16::from_f32(e)),
+                    );
+                    let q16 = bytemuck::cast_slice::<f16, u8>(q16);
+                    // ggml_vec_dot_f16, through the kernels' dispatch (F16C where the CPU has it).
+                    scores.clear();
+                    scores.extend((lo..=pos).map(|j| {
+                        let kr =
+                            bytemuck::cast_slice::<f16, u8>(&layer.k[j * k_row + g * hd..][..hd]);
                         lingqiao_kernels::vec_dot(GgmlType::F16, hd, kr, q16) * kq_scale
-                    })
-                    .collect();
-                if let Some(cap) = softcap {
-                    scores.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
-                }
-                ops::softmax_inplace(&mut scores);
-                o.fill(0.0);
-                // `half`'s slice conversion picks F16C at run time; its per-element
-                // conversion is software unless the binary is built for F16C.
-                let mut vrow = vec![0.0f32; hdv];
-                for (p, j) in scores.iter().zip(lo..=pos) {
-                    let p = f16::from_f32(*p).to_f32();
-                    layer.v[j * v_row + g * hdv..][..hdv].convert_to_f32_slice(&mut vrow);
-                    o.iter_mut().zip(&vrow).for_each(|(acc, e)| *acc += p * e);
-                }
-            });
+                    }));
+                    ops::softmax_inplace(scores);
+                    o.fill(0.0);
+                    // `half`'s slice conversion picks F16C at run time; its per-element
+                    // conversion is software unless the binary is built for F16C.
+                    for (p, j) in scores.iter().zip(lo..=pos) {
+                        let p = f16::from_f32(*p).to_f32();
+                        layer.v[j * v_row + g * hdv..][..hdv].convert_to_f32_slice(vrow);
+                        o.iter_mut()
+                            .zip(vrow.iter())
+                            .for_each(|(acc, e)| *acc += p * e);
+                    }
+                },
+            );
     }
 }
 

@@ -24,6 +24,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let path = crate::ModelArgs {
         model: args.model.clone(),
         threads: None,
+        mmap: false,
     }
     .resolve()?;
     let file = GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?;

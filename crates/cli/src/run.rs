@@ -106,7 +106,7 @@ struct Loaded {
 fn load(args: &ModelArgs) -> Result<Loaded> {
     let path = args.resolve()?;
     let t0 = Instant::now();
-    let model = Model::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let model = args.load(&path)?;
     let tokenizer =
         Tokenizer::from_gguf(model.file.metadata()).context("building the tokenizer")?;
     Ok(Loaded {

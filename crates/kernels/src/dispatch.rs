@@ -8,6 +8,12 @@ use std::sync::OnceLock;
 /// vec_dot_type.
 pub type VecDotFn = fn(n: usize, w: &[u8], x: &[u8]) -> f32;
 
+/// One weight row `w` against four activation rows stored back to back in `x` (each
+/// `row_bytes(vec_dot_type(ty), n)` bytes): `out[j]` must equal, bit for bit, the table's
+/// [`VecDotFn`] on row `j`. Prompt processing runs these so each weight block is loaded and
+/// decoded once for four tokens.
+pub type VecDotX4Fn = fn(n: usize, w: &[u8], x: &[u8], out: &mut [f32; 4]);
+
 /// One dot-product kernel per weight type, all for the same instruction set.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
@@ -28,6 +34,13 @@ pub struct Kernels {
     pub q5_k: VecDotFn,
     pub q6_k: VecDotFn,
     pub q8_k: VecDotFn,
+    /// The four-token kernel for a weight type, where this table has one; matmul falls back
+    /// to four [`VecDotFn`] calls otherwise.
+    pub x4: fn(GgmlType) -> Option<VecDotX4Fn>,
+}
+
+fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {
+    None
 }
 
 const SCALAR: Kernels = Kernels {
@@ -47,6 +60,7 @@ const SCALAR: Kernels = Kernels {
     q5_k: scalar::vec_dot_q5_k_q8_k,
     q6_k: scalar::vec_dot_q6_k_q8_k,
     q8_k: scalar::vec_dot_q8_k_q8_k,
+    x4: no_x4,
 };
 
 static SELECTED: OnceLock<Kernels> = OnceLock::new();
@@ -112,6 +126,12 @@ impl Kernels {
             GgmlType::Q6_K => self.q6_k,
             GgmlType::Q8_K => self.q8_k,
         }
+    }
+
+    /// The four-token kernel for weights of type `ty`, if this table has one.
+    #[inline]
+    pub fn vec_dot_x4_fn(&self, ty: GgmlType) -> Option<VecDotX4Fn> {
+        (self.x4)(ty)
     }
 
     /// See [`crate::vec_dot`].

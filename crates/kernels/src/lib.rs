@@ -12,7 +12,7 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use dispatch::{Kernels, VecDotFn};
+pub use dispatch::{Kernels, VecDotFn, VecDotX4Fn};
 pub use lingqiao_gguf::{GgmlType, QK_K};
 
 /// Errors from the checked entry points. The hot path ([`vec_dot`]) does not return these: its

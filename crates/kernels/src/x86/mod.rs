@@ -63,6 +63,7 @@ pub(crate) fn avx2_table() -> Option<&'static Kernels> {
                 q5_k: avx2_safe::vec_dot_q5_k_q8_k,
                 q6_k: avx2_safe::vec_dot_q6_k_q8_k,
                 q8_k: scalar::vec_dot_q8_k_q8_k,
+                x4: |_| None,
             })
         })
         .as_ref()

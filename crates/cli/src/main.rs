@@ -78,12 +78,12 @@ impl ModelArgs {
         m.with_context(|| format!("loading {}", path.display()))
     }
 
-    pub fn pool(&self) -> Result<rayon::ThreadPool> {
+    pub fn pool(&self) -> Result<lingqiao_pool::ThreadPool> {
         let n = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
-        Ok(rayon::ThreadPoolBuilder::new().num_threads(n).build()?)
+        Ok(lingqiao_pool::ThreadPool::new(n))
     }
 }
 

@@ -110,8 +110,7 @@ impl<'m> Session<'m> {
             .take_while(|(a, b)| a == b)
             .count();
         // At least one token must run to produce logits.
-        let reuse = common.min(prompt.len() - 1);
-        self.cache.truncate(reuse);
+        let reuse = self.cache.truncate(common.min(prompt.len() - 1));
         self.tokens.truncate(reuse);
         let logits = self
             .model

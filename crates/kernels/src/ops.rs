@@ -3,7 +3,7 @@
 use crate::{
     GgmlType, KernelError, Kernels, dequantize_row, quantize_row, row_bytes, vec_dot_type,
 };
-use rayon::prelude::*;
+use lingqiao_pool::SharedMut;
 use std::borrow::Cow;
 
 /// A 2-D weight tensor in ggml order: `rows` rows (ne1) of `cols` elements (ne0), row-major,
@@ -38,19 +38,24 @@ impl WeightView<'_> {
     }
 }
 
-/// Rows per unit of parallel work: small enough to balance the threads, large enough that the
-/// per-task cost of rayon stays negligible.
-fn rows_per_task(rows: usize) -> usize {
-    let tasks = rayon::current_num_threads() * 8;
-    rows.div_ceil(tasks).clamp(16, 1024)
+/// Rows per unit of parallel work: about 16 KiB of weights, so one unit is a few
+/// microseconds of work (small enough to balance two threads on a noisy machine, large
+/// enough that handing units out costs nothing), and a multiple of 4.
+fn rows_per_chunk(row_bytes: usize) -> usize {
+    ((16 << 10) / row_bytes.max(1)).clamp(4, 256) & !3
 }
+
+/// Tokens per tile of prompt processing: their activations (64 x one quantized row, e.g.
+/// 64 x 952 bytes for 896 columns) stay in L1/L2 while a chunk of weight rows runs over them.
+const TOKEN_TILE: usize = 64;
 
 /// `out[t * rows + r] = dot(w row r, x[t * cols..(t + 1) * cols])` for t in 0..n_tokens.
 ///
-/// Each token's activations are quantized to `vec_dot_type(w.ty)` once; rows are split across
-/// the current rayon pool, and every output element is one whole `vec_dot` call, so the result
-/// is the same for any thread count. For several tokens each row is run against all tokens in
-/// turn while its blocks are in cache.
+/// Each token's activations are quantized to `vec_dot_type(w.ty)` once; rows are handed out
+/// in chunks to the threads of the current [`lingqiao_pool`] pool, and every output element
+/// is one whole kernel call, so the result is the same for any thread count. For several
+/// tokens, each weight row runs against four tokens per kernel call (see
+/// [`crate::VecDotX4Fn`]), a tile of tokens at a time.
 ///
 /// Panics if the shapes disagree: they are fixed by the model and checked when it is loaded.
 pub fn matmul(w: &WeightView, x: &[f32], n_tokens: usize, out: &mut [f32]) {
@@ -59,63 +64,143 @@ pub fn matmul(w: &WeightView, x: &[f32], n_tokens: usize, out: &mut [f32]) {
 
 /// [`matmul`] with an explicit kernel table (tests compare tables).
 pub fn matmul_with(k: &Kernels, w: &WeightView, x: &[f32], n_tokens: usize, out: &mut [f32]) {
-    let (rows, cols) = (w.rows, w.cols);
-    let w_row = w.validate().expect("matmul: invalid weight view");
+    matmul_many_with(k, &mut [(*w, out)], x, n_tokens)
+}
+
+/// Several products of the same activations (a layer's Q, K and V, or its FFN gate and up):
+/// the activations are quantized once per distinct `vec_dot_type`, and all matrices' rows
+/// share one parallel region, so the threads meet once instead of once per matrix.
+pub fn matmul_many(outs: &mut [(WeightView, &mut [f32])], x: &[f32], n_tokens: usize) {
+    matmul_many_with(Kernels::get(), outs, x, n_tokens)
+}
+
+/// [`matmul_many`] with an explicit kernel table.
+pub fn matmul_many_with(
+    k: &Kernels,
+    outs: &mut [(WeightView, &mut [f32])],
+    x: &[f32],
+    n_tokens: usize,
+) {
+    let Some(cols) = outs.first().map(|(w, _)| w.cols) else {
+        return;
+    };
     assert_eq!(
         x.len(),
         n_tokens * cols,
         "matmul: activations are not n_tokens x cols"
     );
-    assert_eq!(
-        out.len(),
-        n_tokens * rows,
-        "matmul: output is not n_tokens x rows"
-    );
-    let vdt = vec_dot_type(w.ty);
-    let x_row = row_bytes(vdt, cols).expect("checked by validate: same block size");
-
-    let xq: Cow<[u8]> = if vdt == GgmlType::F32 {
-        Cow::Borrowed(bytemuck::cast_slice(x))
-    } else {
-        let mut buf = vec![0u8; n_tokens * x_row];
-        buf.par_chunks_mut(x_row)
-            .zip(x.par_chunks(cols))
-            .for_each(|(dst, src)| {
-                quantize_row(vdt, src, dst).expect("row sizes computed above");
-            });
-        Cow::Owned(buf)
-    };
-    let dot = k.vec_dot_fn(w.ty);
-    let chunk = rows_per_task(rows);
-
-    if n_tokens == 1 {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-            for (i, o) in o.iter_mut().enumerate() {
-                let r = c * chunk + i;
-                *o = dot(cols, &w.data[r * w_row..(r + 1) * w_row], &xq);
-            }
-        });
-        return;
-    }
-
-    // Row-major scratch (rows, n_tokens) so each task owns a contiguous slice; transposed after.
-    let mut tmp = vec![0f32; rows * n_tokens];
-    tmp.par_chunks_mut(chunk * n_tokens)
-        .enumerate()
-        .for_each(|(c, o)| {
-            for (i, o_row) in o.chunks_exact_mut(n_tokens).enumerate() {
-                let r = c * chunk + i;
-                let wr = &w.data[r * w_row..(r + 1) * w_row];
-                for (t, o) in o_row.iter_mut().enumerate() {
-                    *o = dot(cols, wr, &xq[t * x_row..(t + 1) * x_row]);
-                }
-            }
-        });
-    for (r, v) in tmp.chunks_exact(n_tokens).enumerate() {
-        for (t, &v) in v.iter().enumerate() {
-            out[t * rows + r] = v;
+    // Activations quantized once per type the weights need.
+    let mut quantized: Vec<(GgmlType, usize, Cow<[u8]>)> = Vec::new();
+    for (w, out) in outs.iter() {
+        w.validate().expect("matmul: invalid weight view");
+        assert_eq!(w.cols, cols, "matmul_many: matrices differ in columns");
+        assert_eq!(
+            out.len(),
+            n_tokens * w.rows,
+            "matmul: output is not n_tokens x rows"
+        );
+        let vdt = vec_dot_type(w.ty);
+        if !quantized.iter().any(|(t, _, _)| *t == vdt) {
+            let x_row = row_bytes(vdt, cols).expect("checked by validate: same block size");
+            quantized.push((vdt, x_row, quantize_activations(vdt, x, cols, x_row)));
         }
     }
+
+    struct Job<'a> {
+        w: WeightView<'a>,
+        w_row: usize,
+        xq: &'a [u8],
+        x_row: usize,
+        out: SharedMut<f32>,
+        dot: crate::VecDotFn,
+        x4: Option<crate::VecDotX4Fn>,
+        chunk: usize,
+        first_chunk: usize,
+    }
+    let mut jobs = Vec::with_capacity(outs.len());
+    let mut n_chunks = 0;
+    for (w, out) in outs.iter_mut() {
+        let vdt = vec_dot_type(w.ty);
+        let (_, x_row, xq) = quantized
+            .iter()
+            .find(|(t, _, _)| *t == vdt)
+            .expect("made above");
+        let w_row = row_bytes(w.ty, cols).expect("validated");
+        let chunk = rows_per_chunk(w_row);
+        jobs.push(Job {
+            w: *w,
+            w_row,
+            xq,
+            x_row: *x_row,
+            out: SharedMut::new(out),
+            dot: k.vec_dot_fn(w.ty),
+            x4: k.vec_dot_x4_fn(w.ty),
+            chunk,
+            first_chunk: n_chunks,
+        });
+        n_chunks += w.rows.div_ceil(chunk);
+    }
+
+    lingqiao_pool::for_each_chunk(n_chunks, 1, |_, r| {
+        let c = r.start;
+        let j = jobs
+            .iter()
+            .rev()
+            .find(|j| j.first_chunk <= c)
+            .expect("chunk 0 belongs to the first job");
+        let r0 = (c - j.first_chunk) * j.chunk;
+        let rows = r0..(r0 + j.chunk).min(j.w.rows);
+        let w_rows = &j.w.data[rows.start * j.w_row..rows.end * j.w_row];
+        if n_tokens == 1 {
+            // SAFETY: each chunk of rows is handed to exactly one thread.
+            let o = unsafe { j.out.slice(rows.clone()) };
+            for (o, wr) in o.iter_mut().zip(w_rows.chunks_exact(j.w_row)) {
+                *o = (j.dot)(cols, wr, &j.xq[..j.x_row]);
+            }
+            return;
+        }
+        let n_rows = j.w.rows;
+        for t0 in (0..n_tokens).step_by(TOKEN_TILE) {
+            let t1 = (t0 + TOKEN_TILE).min(n_tokens);
+            for (r, wr) in rows.clone().zip(w_rows.chunks_exact(j.w_row)) {
+                let mut t = t0;
+                if let Some(x4) = j.x4 {
+                    while t + 4 <= t1 {
+                        let mut o4 = [0f32; 4];
+                        x4(cols, wr, &j.xq[t * j.x_row..(t + 4) * j.x_row], &mut o4);
+                        for (i, v) in o4.into_iter().enumerate() {
+                            // SAFETY: row r belongs to this thread's chunk.
+                            unsafe { j.out.write((t + i) * n_rows + r, v) };
+                        }
+                        t += 4;
+                    }
+                }
+                for t in t..t1 {
+                    let v = (j.dot)(cols, wr, &j.xq[t * j.x_row..(t + 1) * j.x_row]);
+                    // SAFETY: row r belongs to this thread's chunk.
+                    unsafe { j.out.write(t * n_rows + r, v) };
+                }
+            }
+        }
+    });
+}
+
+/// `x` (n rows of `cols` f32) as rows of `vdt`, quantized in parallel for many tokens.
+fn quantize_activations(vdt: GgmlType, x: &[f32], cols: usize, x_row: usize) -> Cow<'_, [u8]> {
+    if vdt == GgmlType::F32 {
+        return Cow::Borrowed(bytemuck::cast_slice(x));
+    }
+    let n = x.len() / cols;
+    let mut buf = vec![0u8; n * x_row];
+    let dst = SharedMut::new(&mut buf);
+    lingqiao_pool::for_each_chunk(n, 16, |_, r| {
+        for t in r {
+            // SAFETY: each token's row is written by the one thread given its chunk.
+            let d = unsafe { dst.slice(t * x_row..(t + 1) * x_row) };
+            quantize_row(vdt, &x[t * cols..(t + 1) * cols], d).expect("row sizes computed above");
+        }
+    });
+    Cow::Owned(buf)
 }
 
 /// Dequantize row `row` of `w` into `out` (`w.cols` elements): the embedding lookup.

@@ -161,9 +161,4 @@ impl HParams {
             final_logit_softcap,
         })
     }
-
-    /// Bytes of F16 KV cache per position, over all layers.
-    pub fn kv_bytes_per_pos(&self) -> usize {
-        self.n_layer * self.n_head_kv * (self.head_dim + self.head_dim_v) * 2
-    }
 }

@@ -11,8 +11,9 @@ use crate::weights::Linear;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use lingqiao_gguf::GgmlType;
-use lingqiao_kernels::ops::{get_row, matmul};
-use rayon::prelude::*;
+use lingqiao_kernels::ops::{get_row, matmul_many};
+use lingqiao_pool::SharedMut;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Which positions of a batch get logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,9 +126,12 @@ impl Model {
 
             // Attention block.
             norm_rows(&x, &lw.attn_norm, hp.rms_eps, &mut xn, n_embd);
-            linear(file, &lw.wq, &xn, n, &mut q);
-            linear(file, &lw.wk, &xn, n, &mut k);
-            linear(file, &lw.wv, &xn, n, &mut v);
+            linear_many(
+                file,
+                &mut [(&lw.wq, &mut q), (&lw.wk, &mut k), (&lw.wv, &mut v)],
+                &xn,
+                n,
+            );
             if let (Some(qn), Some(kn)) = (&lw.q_norm, &lw.k_norm) {
                 q.chunks_mut(hp.head_dim)
                     .for_each(|h| ops::rms_norm_inplace(h, qn, hp.rms_eps));
@@ -152,8 +156,11 @@ impl Model {
                 }
             };
             let layer = &mut cache.layers[il];
-            store_f16(&mut layer.k[p0 * k_dim..(p0 + n) * k_dim], &k);
-            store_f16(&mut layer.v[p0 * v_dim..(p0 + n) * v_dim], &v);
+            for t in 0..n {
+                let s = layer.slot(p0 + t);
+                store_f16(&mut layer.k[s * k_dim..][..k_dim], &k[t * k_dim..][..k_dim]);
+                store_f16(&mut layer.v[s * v_dim..][..v_dim], &v[t * v_dim..][..v_dim]);
+            }
             let window = if swa { hp.n_swa } else { 0 };
             self.attention(&q, layer, p0, n, window, kq_scale, &mut attn);
             linear(file, &lw.wo, &attn, n, &mut o);
@@ -164,8 +171,12 @@ impl Model {
 
             // Feed-forward block.
             norm_rows(&x, &lw.ffn_norm, hp.rms_eps, &mut xn, n_embd);
-            linear(file, &lw.ffn_gate, &xn, n, &mut gate);
-            linear(file, &lw.ffn_up, &xn, n, &mut up);
+            linear_many(
+                file,
+                &mut [(&lw.ffn_gate, &mut gate), (&lw.ffn_up, &mut up)],
+                &xn,
+                n,
+            );
             match spec.activation {
                 Activation::SiluGlu => ops::swiglu(&mut gate, &up),
                 Activation::GeluGlu => ops::geglu(&mut gate, &up),
@@ -228,14 +239,21 @@ impl Model {
         let group = hp.n_head / hp.n_head_kv;
         let (k_row, v_row) = (hp.n_head_kv * hd, hp.n_head_kv * hdv);
         let q_dim = hp.n_head * hd;
-        out[..n * hp.n_head * hdv]
-            .par_chunks_mut(hdv)
-            .enumerate()
-            // Scratch per worker, not per (token, head): a decoded token visits every head
-            // of every layer.
-            .for_each_init(
-                || (Vec::<f16>::new(), Vec::<f32>::new(), vec![0.0f32; hdv]),
-                |(q16, scores, vrow), (idx, o)| {
+        let out = SharedMut::new(&mut out[..n * hp.n_head * hdv]);
+        let n_items = n * hp.n_head;
+        let next = AtomicUsize::new(0);
+        // Items are (token, head) in token-major order, handed out `group` at a time so one
+        // thread runs all heads that read the same K and V rows while those are in cache.
+        lingqiao_pool::run(|_, _| {
+            // Scratch per thread and operation, not per (token, head).
+            let (mut q16, mut scores, mut vrow) =
+                (Vec::<f16>::new(), Vec::<f32>::new(), vec![0.0f32; hdv]);
+            loop {
+                let first = next.fetch_add(group, Ordering::Relaxed);
+                if first >= n_items {
+                    break;
+                }
+                for idx in first..(first + group).min(n_items) {
                     let (t, h) = (idx / hp.n_head, idx % hp.n_head);
                     let g = h / group;
                     let pos = p0 + t;
@@ -250,37 +268,60 @@ impl Model {
                             .iter()
                             .map(|&e| f16::from_f32(e)),
                     );
-                    let q16 = bytemuck::cast_slice::<f16, u8>(q16);
+                    let q16b = bytemuck::cast_slice::<f16, u8>(&q16);
                     // ggml_vec_dot_f16, through the kernels' dispatch (F16C where the CPU has it).
                     scores.clear();
                     scores.extend((lo..=pos).map(|j| {
-                        let kr =
-                            bytemuck::cast_slice::<f16, u8>(&layer.k[j * k_row + g * hd..][..hd]);
-                        lingqiao_kernels::vec_dot(GgmlType::F16, hd, kr, q16) * kq_scale
+                        let kr = bytemuck::cast_slice::<f16, u8>(
+                            &layer.k[layer.slot(j) * k_row + g * hd..][..hd],
+                        );
+                        lingqiao_kernels::vec_dot(GgmlType::F16, hd, kr, q16b) * kq_scale
                     }));
-                    ops::softmax_inplace(scores);
+                    ops::softmax_inplace(&mut scores);
+                    // SAFETY: item idx is handed to this thread only; its output row is
+                    // idx's own hdv elements.
+                    let o = unsafe { out.slice(idx * hdv..(idx + 1) * hdv) };
                     o.fill(0.0);
                     // `half`'s slice conversion picks F16C at run time; its per-element
                     // conversion is software unless the binary is built for F16C.
                     for (p, j) in scores.iter().zip(lo..=pos) {
                         let p = f16::from_f32(*p).to_f32();
-                        layer.v[j * v_row + g * hdv..][..hdv].convert_to_f32_slice(vrow);
+                        layer.v[layer.slot(j) * v_row + g * hdv..][..hdv]
+                            .convert_to_f32_slice(&mut vrow);
                         o.iter_mut()
                             .zip(vrow.iter())
                             .for_each(|(acc, e)| *acc += p * e);
                     }
-                },
-            );
+                }
+            }
+        });
     }
 }
 
 /// `out = W x (+ b)` for `n` rows of activations.
 fn linear(file: &lingqiao_gguf::GgufFile, w: &Linear, x: &[f32], n: usize, out: &mut [f32]) {
-    let out = &mut out[..n * w.rows];
-    matmul(&w.view(file), &x[..n * w.cols], n, out);
-    if let Some(b) = &w.bias {
-        out.chunks_mut(w.rows)
-            .for_each(|row| row.iter_mut().zip(b).for_each(|(o, bb)| *o += bb));
+    linear_many(file, &mut [(w, out)], x, n)
+}
+
+/// Several `out = W x (+ b)` of the same activations, in one parallel region.
+fn linear_many(
+    file: &lingqiao_gguf::GgufFile,
+    ws: &mut [(&Linear, &mut [f32])],
+    x: &[f32],
+    n: usize,
+) {
+    let cols = ws[0].0.cols;
+    let mut outs: Vec<_> = ws
+        .iter_mut()
+        .map(|(w, out)| (w.view(file), &mut out[..n * w.rows]))
+        .collect();
+    matmul_many(&mut outs, &x[..n * cols], n);
+    for (w, out) in ws.iter_mut() {
+        if let Some(b) = &w.bias {
+            out[..n * w.rows]
+                .chunks_mut(w.rows)
+                .for_each(|row| row.iter_mut().zip(b).for_each(|(o, bb)| *o += bb));
+        }
     }
 }
 

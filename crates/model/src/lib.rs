@@ -77,7 +77,7 @@ impl Model {
             + 2 * hp.n_ff;
         MemoryEstimate {
             weights: self.w.mapped_bytes(),
-            kv_cache: n_ctx * hp.kv_bytes_per_pos(),
+            kv_cache: self.new_cache(n_ctx).bytes_for(n_ctx),
             compute: (batch * per_token + hp.n_vocab) * 4,
         }
     }

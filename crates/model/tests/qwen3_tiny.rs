@@ -98,11 +98,7 @@ fn thread_count_does_not_change_logits() {
     let model = Model::load(fixture_dir().join("model.gguf")).unwrap();
     let seq = &sequences()[1];
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        lingqiao_pool::ThreadPool::new(threads).install(|| {
             let mut cache = model.new_cache(256);
             model.forward(&mut cache, &seq.ids, Logits::All).unwrap()
         })

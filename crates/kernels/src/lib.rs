@@ -129,6 +129,14 @@ fn quantize_with(
     reference: bool,
 ) -> Result<(), KernelError> {
     check_row(ty, "quantize_row destination", src.len(), dst.len())?;
+    #[cfg(target_arch = "x86_64")]
+    if !reference
+        && Kernels::get().isa != "scalar"
+        && let Some(f) = x86::activation_quantizer(ty)
+    {
+        f(src, dst);
+        return Ok(());
+    }
     let f = match ty {
         GgmlType::F32 => scalar::quantize_row_f32,
         GgmlType::F16 => scalar::quantize_row_f16,

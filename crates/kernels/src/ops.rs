@@ -89,7 +89,10 @@ pub fn matmul_many_with(
         n_tokens * cols,
         "matmul: activations are not n_tokens x cols"
     );
-    // Activations quantized once per type the weights need.
+    // Activations quantized once per type the weights need, into buffers kept from call to
+    // call: a prompt's activations are megabytes, and fresh allocations that size come
+    // from (and return to) the kernel, zeroed page by page every time.
+    let mut spare = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut quantized: Vec<(GgmlType, usize, Cow<[u8]>)> = Vec::new();
     for (w, out) in outs.iter() {
         w.validate().expect("matmul: invalid weight view");
@@ -102,7 +105,8 @@ pub fn matmul_many_with(
         let vdt = vec_dot_type(w.ty);
         if !quantized.iter().any(|(t, _, _)| *t == vdt) {
             let x_row = row_bytes(vdt, cols).expect("checked by validate: same block size");
-            quantized.push((vdt, x_row, quantize_activations(vdt, x, cols, x_row)));
+            let buf = spare.pop().unwrap_or_default();
+            quantized.push((vdt, x_row, quantize_activations(vdt, x, cols, x_row, buf)));
         }
     }
 
@@ -183,15 +187,33 @@ pub fn matmul_many_with(
             }
         }
     });
+    drop(jobs);
+    spare.extend(quantized.into_iter().filter_map(|(_, _, q)| match q {
+        Cow::Owned(v) => Some(v),
+        Cow::Borrowed(_) => None,
+    }));
+    SCRATCH.with(|s| *s.borrow_mut() = spare);
+}
+
+thread_local! {
+    /// Activation buffers reused by [`matmul_many_with`] on this thread.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `x` (n rows of `cols` f32) as rows of `vdt`, quantized in parallel for many tokens.
-fn quantize_activations(vdt: GgmlType, x: &[f32], cols: usize, x_row: usize) -> Cow<'_, [u8]> {
+fn quantize_activations(
+    vdt: GgmlType,
+    x: &[f32],
+    cols: usize,
+    x_row: usize,
+    mut buf: Vec<u8>,
+) -> Cow<'_, [u8]> {
     if vdt == GgmlType::F32 {
         return Cow::Borrowed(bytemuck::cast_slice(x));
     }
     let n = x.len() / cols;
-    let mut buf = vec![0u8; n * x_row];
+    // Every byte is overwritten below; resize only zero-fills growth.
+    buf.resize(n * x_row, 0);
     let dst = SharedMut::new(&mut buf);
     lingqiao_pool::for_each_chunk(n, 16, |_, r| {
         for t in r {

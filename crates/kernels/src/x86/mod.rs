@@ -2,6 +2,7 @@
 //! only ever placed in a table after the features were detected at run time.
 
 mod avx2;
+pub(crate) mod quantize;
 
 use crate::dispatch::Kernels;
 use crate::scalar;
@@ -35,7 +36,7 @@ avx2_wrappers!(
     vec_dot_q6_k_q8_k,
 );
 
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
         && is_x86_feature_detected!("fma")
         && is_x86_feature_detected!("f16c")
@@ -71,4 +72,23 @@ pub(crate) fn avx2_table() -> Option<&'static Kernels> {
 
 pub(crate) fn avx512_table() -> Option<&'static Kernels> {
     None
+}
+
+/// An activation quantizer (Q8_0, Q8_1, Q8_K).
+pub(crate) type QuantizeFn = fn(&[f32], &mut [u8]);
+
+/// The AVX2 activation quantizer for `ty`, if this CPU has AVX2.
+pub(crate) fn activation_quantizer(ty: lingqiao_gguf::GgmlType) -> Option<QuantizeFn> {
+    use lingqiao_gguf::GgmlType;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    if !*HAS.get_or_init(has_avx2) {
+        return None;
+    }
+    // SAFETY (each wrapper): reachable only after AVX2, FMA and F16C were detected above.
+    match ty {
+        GgmlType::Q8_0 => Some(|s, d| unsafe { quantize::quantize_row_q8_0(s, d) }),
+        GgmlType::Q8_1 => Some(|s, d| unsafe { quantize::quantize_row_q8_1(s, d) }),
+        GgmlType::Q8_K => Some(|s, d| unsafe { quantize::quantize_row_q8_k(s, d) }),
+        _ => None,
+    }
 }

@@ -5,6 +5,7 @@
 //! Layout follows ggml's CPU backend: [`scalar`] holds the `_generic` reference kernels,
 //! `x86` the `#[target_feature]` ones, [`dispatch`] the per-type table, [`ops`] the matmul.
 
+pub mod attn;
 pub mod blocks;
 pub mod dispatch;
 pub mod ops;

@@ -9,8 +9,6 @@ use crate::kv_cache::{KvCache, LayerCache};
 use crate::ops;
 use crate::weights::Linear;
 use half::f16;
-use half::slice::HalfFloatSliceExt;
-use lingqiao_gguf::GgmlType;
 use lingqiao_kernels::ops::{get_row, matmul_many};
 use lingqiao_pool::SharedMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -222,7 +220,8 @@ impl Model {
     /// Causal (optionally sliding-window) attention of the batch's queries over the cache.
     /// As llama.cpp's non-flash path with an F16 cache: Q is rounded to f16 for the K dot
     /// products and the probabilities to f16 for the V sum (ggml converts src1 of an F16
-    /// mul_mat to F16). Each (token, head) is computed whole by one thread.
+    /// mul_mat to F16). Work items are (token, KV head, slice of that head's query heads):
+    /// every cached row is converted from f16 once per item and used by all its heads.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -239,59 +238,66 @@ impl Model {
         let group = hp.n_head / hp.n_head_kv;
         let (k_row, v_row) = (hp.n_head_kv * hd, hp.n_head_kv * hdv);
         let q_dim = hp.n_head * hd;
+        // Enough items to keep every thread busy when a single token has few KV heads
+        // (gemma3-270m has one): split a group's query heads into slices.
+        let threads = lingqiao_pool::current_num_threads();
+        let splits = (4 * threads).div_ceil(n * hp.n_head_kv).clamp(1, group);
+        let per = group.div_ceil(splits);
+        let splits = group.div_ceil(per);
+        let n_items = n * hp.n_head_kv * splits;
         let out = SharedMut::new(&mut out[..n * hp.n_head * hdv]);
-        let n_items = n * hp.n_head;
         let next = AtomicUsize::new(0);
-        // Items are (token, head) in token-major order, handed out `group` at a time so one
-        // thread runs all heads that read the same K and V rows while those are in cache.
         lingqiao_pool::run(|_, _| {
-            // Scratch per thread and operation, not per (token, head).
-            let (mut q16, mut scores, mut vrow) =
-                (Vec::<f16>::new(), Vec::<f32>::new(), vec![0.0f32; hdv]);
+            // Scratch per thread and operation: queries, scores (head-major), probabilities
+            // of one position, and the heads' outputs.
+            let (mut qg, mut scores, mut pj, mut dots) =
+                (Vec::new(), Vec::new(), vec![0f32; per], vec![0f32; per]);
             loop {
-                let first = next.fetch_add(group, Ordering::Relaxed);
-                if first >= n_items {
+                let item = next.fetch_add(1, Ordering::Relaxed);
+                if item >= n_items {
                     break;
                 }
-                for idx in first..(first + group).min(n_items) {
-                    let (t, h) = (idx / hp.n_head, idx % hp.n_head);
-                    let g = h / group;
-                    let pos = p0 + t;
-                    let lo = if window > 0 {
-                        (pos + 1).saturating_sub(window)
-                    } else {
-                        0
-                    };
-                    q16.clear();
-                    q16.extend(
-                        q[t * q_dim + h * hd..][..hd]
-                            .iter()
-                            .map(|&e| f16::from_f32(e)),
-                    );
-                    let q16b = bytemuck::cast_slice::<f16, u8>(&q16);
-                    // ggml_vec_dot_f16, through the kernels' dispatch (F16C where the CPU has it).
-                    scores.clear();
-                    scores.extend((lo..=pos).map(|j| {
-                        let kr = bytemuck::cast_slice::<f16, u8>(
-                            &layer.k[layer.slot(j) * k_row + g * hd..][..hd],
-                        );
-                        lingqiao_kernels::vec_dot(GgmlType::F16, hd, kr, q16b) * kq_scale
-                    }));
-                    ops::softmax_inplace(&mut scores);
-                    // SAFETY: item idx is handed to this thread only; its output row is
-                    // idx's own hdv elements.
-                    let o = unsafe { out.slice(idx * hdv..(idx + 1) * hdv) };
-                    o.fill(0.0);
-                    // `half`'s slice conversion picks F16C at run time; its per-element
-                    // conversion is software unless the binary is built for F16C.
-                    for (p, j) in scores.iter().zip(lo..=pos) {
-                        let p = f16::from_f32(*p).to_f32();
-                        layer.v[layer.slot(j) * v_row + g * hdv..][..hdv]
-                            .convert_to_f32_slice(&mut vrow);
-                        o.iter_mut()
-                            .zip(vrow.iter())
-                            .for_each(|(acc, e)| *acc += p * e);
+                let t = item / (hp.n_head_kv * splits);
+                let g = item / splits % hp.n_head_kv;
+                let h0 = g * group + item % splits * per;
+                let nh = per.min(g * group + group - h0);
+                let pos = p0 + t;
+                let lo = if window > 0 {
+                    (pos + 1).saturating_sub(window)
+                } else {
+                    0
+                };
+                let npos = pos + 1 - lo;
+                qg.clear();
+                qg.extend(
+                    q[t * q_dim + h0 * hd..][..nh * hd]
+                        .iter()
+                        .map(|&e| f16::from_f32(e).to_f32()),
+                );
+                scores.clear();
+                scores.resize(nh * npos, 0.0);
+                for (jj, j) in (lo..=pos).enumerate() {
+                    let kr = &layer.k[layer.slot(j) * k_row + g * hd..][..hd];
+                    lingqiao_kernels::attn::dot_f16_group(kr, &qg, hd, &mut dots[..nh]);
+                    for (h, d) in dots[..nh].iter().enumerate() {
+                        scores[h * npos + jj] = d * kq_scale;
                     }
+                }
+                for sc in scores.chunks_mut(npos) {
+                    ops::softmax_inplace(sc);
+                }
+                // SAFETY: item `item` is handed to this thread only, and its heads
+                // h0..h0 + nh of token t are its own output rows.
+                let o = unsafe {
+                    out.slice((t * hp.n_head + h0) * hdv..(t * hp.n_head + h0 + nh) * hdv)
+                };
+                o.fill(0.0);
+                for (jj, j) in (lo..=pos).enumerate() {
+                    for (h, p) in pj[..nh].iter_mut().enumerate() {
+                        *p = f16::from_f32(scores[h * npos + jj]).to_f32();
+                    }
+                    let vr = &layer.v[layer.slot(j) * v_row + g * hdv..][..hdv];
+                    lingqiao_kernels::attn::axpy_f16_group(vr, &pj[..nh], o, hdv);
                 }
             }
         });

@@ -38,11 +38,14 @@ impl WeightView<'_> {
     }
 }
 
-/// Rows per unit of parallel work: about 16 KiB of weights, so one unit is a few
-/// microseconds of work (small enough to balance two threads on a noisy machine, large
-/// enough that handing units out costs nothing), and a multiple of 4.
-fn rows_per_chunk(row_bytes: usize) -> usize {
-    ((16 << 10) / row_bytes.max(1)).clamp(4, 256) & !3
+/// Rows per unit of parallel work, a multiple of 4: about 16 KiB of weights (a few
+/// microseconds: small enough to balance threads on a noisy machine), but no more than ~64
+/// units per thread, so a vocabulary projection (150k-260k rows) is not handed out in
+/// thousands of pieces.
+fn rows_per_chunk(rows: usize, row_bytes: usize) -> usize {
+    let by_size = (16 << 10) / row_bytes.max(1);
+    let by_count = rows.div_ceil(64 * lingqiao_pool::current_num_threads());
+    by_size.max(by_count).max(4).next_multiple_of(4)
 }
 
 /// Tokens per tile of prompt processing: their activations (64 x one quantized row, e.g.
@@ -130,7 +133,7 @@ pub fn matmul_many_with(
             .find(|(t, _, _)| *t == vdt)
             .expect("made above");
         let w_row = row_bytes(w.ty, cols).expect("validated");
-        let chunk = rows_per_chunk(w_row);
+        let chunk = rows_per_chunk(w.rows, w_row);
         jobs.push(Job {
             w: *w,
             w_row,

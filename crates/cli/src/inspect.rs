@@ -95,7 +95,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             )?;
             writeln!(
                 out,
-                "memory at context {n_ctx}: weights {} (mapped) + KV cache {} (F16) + compute {} = {}",
+                "memory at context {n_ctx}: weights {} (read into memory; mapped with --mmap) + KV cache {} (F16) + compute {} = {}",
                 human_bytes(m.weights as u64),
                 human_bytes(m.kv_cache as u64),
                 human_bytes(m.compute as u64),

@@ -89,6 +89,27 @@ fn read_exact_parallel(file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<
     })
 }
 
+/// [`read_exact_parallel`] through `O_DIRECT` for the block-aligned part of the file, then
+/// an ordinary read of the tail. `buf` starts on a page boundary (it is a fresh mapping).
+#[cfg(target_os = "linux")]
+fn read_direct(path: &Path, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const BLOCK: usize = 4096;
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
+    let aligned = buf.len() / BLOCK * BLOCK;
+    let (head, tail) = buf.split_at_mut(aligned);
+    read_exact_parallel(&direct, head)?;
+    std::fs::File::open(path)?.read_exact_at(tail, aligned as u64)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_direct(_: &Path, _: &mut [u8]) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 impl GgufFile {
     /// Memory-maps `path` and parses its header.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
@@ -144,7 +165,13 @@ impl GgufFile {
             // Advice only: without THP the read still works, at 4 KiB-page speed.
             let _ = buf.advise(memmap2::Advice::HugePage);
         }
-        read_exact_parallel(&file, &mut buf).map_err(io)?;
+        // Direct I/O first: the bytes go from the device into our pages without a second
+        // copy in the page cache (on the measured VM: the same wall time as a cached read and
+        // a third of its system time). Any refusal (a filesystem without O_DIRECT, a device
+        // with larger blocks) falls back to an ordinary read of the whole file.
+        if read_direct(path, &mut buf).is_err() {
+            read_exact_parallel(&file, &mut buf).map_err(io)?;
+        }
         Self::parse(Bytes::Resident(buf))
     }
 

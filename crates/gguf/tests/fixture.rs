@@ -124,3 +124,26 @@ fn missing_file_is_an_io_error() {
     assert!(matches!(e, lingqiao_gguf::GgufError::Io { .. }));
     assert!(e.to_string().contains("/nonexistent/x.gguf"));
 }
+
+#[test]
+fn resident_open_reads_the_same_bytes() {
+    // 19,904 bytes: not a whole number of 4 KiB blocks, so the direct read and the tail
+    // read both run.
+    let path = common::testdata("small.gguf");
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_ne!(on_disk.len() % 4096, 0);
+    let mapped = GgufFile::open(&path).unwrap();
+    let resident = GgufFile::open_resident(&path).unwrap();
+    assert_eq!(resident.bytes(), &on_disk[..]);
+    assert_eq!(resident.tensors().len(), mapped.tensors().len());
+    for t in mapped.tensors() {
+        assert_eq!(resident.tensor_data(t), mapped.tensor_data(t), "{}", t.name);
+    }
+    let e = GgufFile::open_resident("/nonexistent/x.gguf").unwrap_err();
+    assert!(matches!(e, lingqiao_gguf::GgufError::Io { .. }));
+    // An empty file is a parse error, not an I/O one or a panic.
+    let empty = std::env::temp_dir().join(format!("lq-empty-{}.gguf", std::process::id()));
+    std::fs::write(&empty, b"").unwrap();
+    assert!(GgufFile::open_resident(&empty).is_err());
+    std::fs::remove_file(&empty).unwrap();
+}

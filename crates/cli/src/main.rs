@@ -1,5 +1,6 @@
 //! `lingqiao`: run small language models on this machine.
 
+mod bench;
 mod cost;
 mod inspect;
 mod run;
@@ -41,6 +42,8 @@ enum Command {
     },
     /// List the models that can be fetched, and which are installed.
     List,
+    /// Measure prompt and generation speed (like llama-bench), cost and memory bandwidth.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -141,6 +144,7 @@ fn main() -> Result<()> {
         Command::Chat(a) => run::chat(a),
         Command::Tokenize(a) => tokenize(a),
         Command::Inspect(a) => inspect::inspect(a),
+        Command::Bench(a) => bench::bench(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

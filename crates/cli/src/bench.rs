@@ -1,0 +1,670 @@
+//! `bench`: prompt-processing and generation speed, in the spirit of llama-bench, plus what
+//! those speeds cost (CPU time, peak memory, load time) and how close generation comes to
+//! the machine's memory bandwidth.
+//!
+//! Tests, as llama-bench defines them:
+//! - `ppP`: P tokens into a fresh KV cache in one forward call, logits for the last token
+//!   only. The tokens are BOS (when the model adds one) then fixed pseudo-random ids.
+//! - `tgN`: N tokens decoded one at a time from a fresh cache, starting from BOS (token 0
+//!   when the model adds none) and feeding each step's greedy token.
+//!
+//! Each test runs once to warm up (the whole prompt for pp, one token for tg, as
+//! llama-bench does), then `-r` timed repetitions; speeds are tokens / wall-clock seconds,
+//! mean ± sample standard deviation over the repetitions.
+//!
+//! Bandwidth: a 1 GiB buffer allocated the way weights are (anonymous map with huge-page
+//! advice, see `GgufFile::open_resident`) is read end to end with 1 and with the test's
+//! thread count, best of several passes. A decoded token reads every weight of the layers
+//! plus the output matrix once, so `bandwidth / bytes per token` bounds generation speed.
+
+use crate::ModelArgs;
+use crate::cost::{ProcessCost, human_bytes};
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args;
+use lingqiao_model::{Logits, Model};
+use lingqiao_tokenizer::Tokenizer;
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Models, comma-separated: GGUF paths or keys such as smollm2,qwen05.
+    #[arg(short = 'm', long = "model", default_value = lingqiao_fetch::DEFAULT_MODEL)]
+    models: String,
+    /// Prompt tokens of the pp test (0 skips it).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    n_prompt: usize,
+    /// Generated tokens of the tg test (0 skips it).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    n_gen: usize,
+    /// Thread counts, comma-separated (default: all cores).
+    #[arg(short = 't', long = "threads")]
+    threads: Option<String>,
+    /// Timed repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    reps: usize,
+    /// Print one JSON object per (model, threads, test) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Only measure the memory read bandwidth (with 1 and each -t thread count).
+    #[arg(long)]
+    bandwidth: bool,
+    /// Skip the bandwidth measurement (its 1 GiB buffer would count in the peak RSS of
+    /// anyone timing this process from outside).
+    #[arg(long, conflicts_with = "bandwidth")]
+    no_bandwidth: bool,
+    /// Size of the bandwidth test buffer in MiB.
+    #[arg(long = "bandwidth-mib", default_value_t = 1024, hide = true)]
+    bandwidth_mib: usize,
+    /// Use the model file through a memory map instead of reading it into memory.
+    #[arg(long)]
+    mmap: bool,
+}
+
+/// Passes over the bandwidth buffer; the best one counts.
+const BANDWIDTH_PASSES: usize = 5;
+
+/// A parsed comma-separated list of counts.
+fn parse_list(s: &str, what: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|x| {
+            let x = x.trim();
+            let n: usize = x
+                .parse()
+                .with_context(|| format!("{what}: {x:?} is not a whole number"))?;
+            ensure!(n >= 1, "{what} must be at least 1");
+            Ok(n)
+        })
+        .collect()
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// User + system CPU seconds of this process (all threads), at microsecond resolution.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass; an all-zero rusage is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return ProcessCost::now().cpu_seconds;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Reset the peak-RSS mark (VmHWM) to the current RSS, so each model's peak is its own and
+/// not the bandwidth buffer's or an earlier model's. Linux only; elsewhere a no-op.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The CPU's marketing name from /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// Now as an ISO 8601 UTC timestamp.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    utc_iso(secs)
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, Howard
+/// Hinnant's algorithm).
+fn utc_iso(secs: i64) -> String {
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Read bandwidth in GB/s (1e9 bytes/s) of `buf` streamed by `threads` threads, each over
+/// its own contiguous share, best of [`BANDWIDTH_PASSES`].
+fn read_bandwidth(buf: &[u8], threads: usize) -> f64 {
+    let words: &[u64] = as_words(buf);
+    let share = words.len().div_ceil(threads);
+    let mut best = f64::INFINITY;
+    for _ in 0..BANDWIDTH_PASSES {
+        let barrier = std::sync::Barrier::new(threads + 1);
+        let secs = std::thread::scope(|s| {
+            let handles: Vec<_> = words
+                .chunks(share.max(1))
+                .map(|part| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        std::hint::black_box(sum_words(part))
+                    })
+                })
+                .collect();
+            // Threads beyond the number of shares (tiny buffers) still meet the barrier.
+            for _ in handles.len()..threads {
+                s.spawn(|| barrier.wait());
+            }
+            barrier.wait();
+            let t0 = Instant::now();
+            for h in handles {
+                let _ = h.join();
+            }
+            t0.elapsed().as_secs_f64()
+        });
+        best = best.min(secs);
+    }
+    buf.len() as f64 / best / 1e9
+}
+
+/// `buf` as u64 words (the map is page-aligned, so nothing is lost in front).
+fn as_words(buf: &[u8]) -> &[u64] {
+    // SAFETY: any bit pattern is a valid u64; align_to puts only whole, aligned words in
+    // the middle slice.
+    let (_, mid, _) = unsafe { buf.align_to::<u64>() };
+    mid
+}
+
+/// A sum over every word with eight independent accumulators, so the loop is limited by
+/// loads rather than by one add chain (and vectorizes).
+fn sum_words(w: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut chunks = w.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*x);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0u64, |a, x| a.wrapping_add(*x));
+    acc.iter().fold(tail, |a, x| a.wrapping_add(*x))
+}
+
+/// Bandwidth in GB/s for each thread count (1 is always measured), on a fresh buffer.
+fn measure_bandwidth(mib: usize, threads: &[usize]) -> Result<Vec<(usize, f64)>> {
+    ensure!(mib >= 1, "--bandwidth-mib must be at least 1");
+    let len = mib << 20;
+    let mut buf = memmap2::MmapOptions::new()
+        .len(len)
+        .map_anon()
+        .context("allocating the bandwidth buffer")?;
+    #[cfg(target_os = "linux")]
+    {
+        let _ = buf.advise(memmap2::Advice::HugePage);
+    }
+    // Touch every page (a distinct value per word, so nothing is shared or zero-mapped).
+    for (i, w) in buf.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&(i as u64).to_le_bytes());
+    }
+    let mut counts = vec![1];
+    counts.extend(threads.iter().copied().filter(|&t| t != 1));
+    counts.sort_unstable();
+    counts.dedup();
+    Ok(counts
+        .into_iter()
+        .map(|t| (t, read_bandwidth(&buf, t)))
+        .collect())
+}
+
+/// What one model is and what a token of it reads.
+struct ModelFacts {
+    name: String,
+    path: String,
+    /// Bytes of all tensors (llama-bench's model_size).
+    size: u64,
+    /// Elements of all tensors (llama-bench's model_n_params).
+    n_params: u64,
+    /// Bytes read per decoded token: every tensor of the layers, plus the output matrix
+    /// (which is the token embedding when the model ties them). The embedding of an untied
+    /// model is not counted: a token reads one row of it. KV-cache reads are not counted.
+    bytes_per_token: u64,
+    load_s: f64,
+}
+
+fn model_facts(name: &str, path: &std::path::Path, model: &Model, load_s: f64) -> ModelFacts {
+    let tensors = model.file.tensors();
+    let output = if model.file.tensor("output.weight").is_some() {
+        "output.weight"
+    } else {
+        "token_embd.weight"
+    };
+    let bytes_per_token = tensors
+        .iter()
+        .filter(|t| t.name.starts_with("blk.") || t.name == output)
+        .map(|t| t.n_bytes)
+        .sum();
+    ModelFacts {
+        name: name.to_string(),
+        path: path.display().to_string(),
+        size: tensors.iter().map(|t| t.n_bytes).sum(),
+        n_params: tensors.iter().map(|t| t.n_elements()).sum(),
+        bytes_per_token,
+        load_s,
+    }
+}
+
+/// Which test: prompt processing or token generation, with its token count.
+#[derive(Clone, Copy)]
+enum Test {
+    Prompt(usize),
+    Gen(usize),
+}
+
+impl Test {
+    fn name(self) -> String {
+        match self {
+            Test::Prompt(n) => format!("pp{n}"),
+            Test::Gen(n) => format!("tg{n}"),
+        }
+    }
+
+    fn tokens(self) -> usize {
+        match self {
+            Test::Prompt(n) | Test::Gen(n) => n,
+        }
+    }
+
+    /// Tokens of the untimed warm-up run (llama-bench's: the whole prompt, one generated).
+    fn warmup_tokens(self) -> usize {
+        match self {
+            Test::Prompt(n) => n,
+            Test::Gen(_) => 1,
+        }
+    }
+}
+
+/// Index of the largest logit (the first on ties; NaN never wins).
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    for (i, &x) in logits.iter().enumerate() {
+        if x > best.1 {
+            best = (i, x);
+        }
+    }
+    best.0 as u32
+}
+
+/// The pp prompt: BOS when the model adds one, then ids from a fixed splitmix64 stream.
+fn prompt_tokens(n: usize, n_vocab: usize, bos: Option<u32>) -> Vec<u32> {
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|i| match bos {
+            Some(b) if i == 0 => b,
+            _ => (next() % n_vocab as u64) as u32,
+        })
+        .collect()
+}
+
+/// One run of a test from a fresh cache; returns the tokens it processed.
+fn run_once(
+    model: &Model,
+    cache: &mut lingqiao_model::KvCache,
+    test: Test,
+    n_tokens: usize,
+    prompt: &[u32],
+    first: u32,
+) -> Result<usize> {
+    cache.clear();
+    match test {
+        Test::Prompt(_) => {
+            model.forward(cache, &prompt[..n_tokens], Logits::Last)?;
+        }
+        Test::Gen(_) => {
+            let mut tok = first;
+            for _ in 0..n_tokens {
+                let logits = model.forward(cache, &[tok], Logits::Last)?;
+                tok = argmax(&logits);
+            }
+        }
+    }
+    Ok(n_tokens)
+}
+
+/// The measurements of one (model, threads, test).
+struct Row {
+    threads: usize,
+    test: Test,
+    samples: Vec<f64>,
+    cpu_s_per_token: f64,
+    peak_rss: u64,
+}
+
+/// Warm up, then time `reps` runs of `test` on the current thread pool.
+fn run_test(model: &Model, tok: &Tokenizer, test: Test, reps: usize) -> Result<Row> {
+    let n = test.tokens();
+    let bos = tok.add_bos().then(|| tok.bos()).flatten();
+    let prompt = match test {
+        Test::Prompt(_) => prompt_tokens(n, model.hp.n_vocab, bos),
+        Test::Gen(_) => Vec::new(),
+    };
+    let first = bos.unwrap_or(0);
+    let mut cache = model.new_cache(n);
+    ensure!(
+        cache.n_ctx >= n,
+        "{} needs {n} positions; the model's context is {}",
+        test.name(),
+        cache.n_ctx
+    );
+    run_once(
+        model,
+        &mut cache,
+        test,
+        test.warmup_tokens(),
+        &prompt,
+        first,
+    )?;
+    let cpu0 = cpu_seconds();
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        let done = run_once(model, &mut cache, test, n, &prompt, first)?;
+        samples.push(done as f64 / t0.elapsed().as_secs_f64());
+    }
+    let cpu = cpu_seconds() - cpu0;
+    Ok(Row {
+        threads: 0,
+        test,
+        samples,
+        cpu_s_per_token: cpu / (reps * n) as f64,
+        peak_rss: ProcessCost::now().peak_rss,
+    })
+}
+
+/// Fields every JSON line carries about the machine and the run.
+struct RunInfo {
+    cpu: String,
+    isa: &'static str,
+    date: String,
+    /// (threads, GB/s)
+    bandwidth: Vec<(usize, f64)>,
+}
+
+impl RunInfo {
+    fn bw(&self, threads: usize) -> Option<f64> {
+        self.bandwidth
+            .iter()
+            .find(|(t, _)| *t == threads)
+            .map(|x| x.1)
+    }
+}
+
+fn json_line(info: &RunInfo, m: &ModelFacts, r: &Row, reps: usize, mmap: bool) -> String {
+    let (avg, std) = mean_std(&r.samples);
+    let bw = info.bw(r.threads);
+    let bw1 = info.bw(1);
+    let limit = bw.map(|g| g * 1e9 / m.bytes_per_token as f64);
+    let is_gen = matches!(r.test, Test::Gen(_));
+    let n = r.test.tokens();
+    let (n_prompt, n_gen) = if is_gen { (0, n) } else { (n, 0) };
+    json!({
+        "model": m.name,
+        "model_path": m.path,
+        "model_size": m.size,
+        "size_mib": m.size as f64 / (1u64 << 20) as f64,
+        "n_params": m.n_params,
+        "threads": r.threads,
+        "test": r.test.name(),
+        "n_prompt": n_prompt,
+        "n_gen": n_gen,
+        "reps": reps,
+        "warmup_tokens": r.test.warmup_tokens(),
+        "tokens_timed": reps * n,
+        "avg_ts": avg,
+        "stddev_ts": std,
+        "samples_ts": r.samples,
+        "cpu_s_per_token": r.cpu_s_per_token,
+        "peak_rss_bytes": r.peak_rss,
+        "load_s": m.load_s,
+        "mmap": mmap,
+        "bytes_per_token": m.bytes_per_token,
+        "bandwidth_1t_gbs": bw1,
+        "bandwidth_gbs": bw,
+        "limit_ts": if is_gen { limit } else { None },
+        "frac_of_limit": if is_gen { limit.map(|l| avg / l) } else { None },
+        "cpu": info.cpu,
+        "isa": info.isa,
+        "date": info.date,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+    .to_string()
+}
+
+fn table(info: &RunInfo, results: &[(ModelFacts, Vec<Row>)]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| model | size | params | threads | test | t/s | peak RSS | CPU-s/tok | load s | limit t/s | of limit |\n",
+    );
+    out.push_str("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (m, rows) in results {
+        for r in rows {
+            let (avg, std) = mean_std(&r.samples);
+            let (limit, frac) = match (r.test, info.bw(r.threads)) {
+                (Test::Gen(_), Some(g)) => {
+                    let l = g * 1e9 / m.bytes_per_token as f64;
+                    (format!("{l:.1}"), format!("{:.0}%", 100.0 * avg / l))
+                }
+                _ => ("".into(), "".into()),
+            };
+            out.push_str(&format!(
+                "| {} | {:.1} MiB | {:.1} M | {} | {} | {avg:.2} ± {std:.2} | {} | {:.4} | {:.2} | {limit} | {frac} |\n",
+                m.name,
+                m.size as f64 / (1u64 << 20) as f64,
+                m.n_params as f64 / 1e6,
+                r.threads,
+                r.test.name(),
+                human_bytes(r.peak_rss),
+                r.cpu_s_per_token,
+                m.load_s,
+            ));
+        }
+    }
+    out.push('\n');
+    out.push_str(&bandwidth_text(info));
+    out.push_str(&format!("cpu: {}, kernels: {}\n", info.cpu, info.isa));
+    out
+}
+
+fn bandwidth_text(info: &RunInfo) -> String {
+    let list: Vec<String> = info
+        .bandwidth
+        .iter()
+        .map(|(t, g)| format!("{t} thread{}: {g:.1} GB/s", if *t == 1 { "" } else { "s" }))
+        .collect();
+    if list.is_empty() {
+        return String::new();
+    }
+    format!(
+        "read bandwidth (best of {BANDWIDTH_PASSES}): {}\n",
+        list.join(", ")
+    )
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let threads = match &args.threads {
+        Some(s) => parse_list(s, "--threads")?,
+        None => vec![default_threads()],
+    };
+    ensure!(args.reps >= 1, "--repetitions must be at least 1");
+    if !args.bandwidth && args.n_prompt == 0 && args.n_gen == 0 {
+        bail!("nothing to measure: -p and -n are both 0");
+    }
+    let mut info = RunInfo {
+        cpu: cpu_model(),
+        isa: lingqiao_kernels::isa(),
+        date: utc_now(),
+        bandwidth: if args.no_bandwidth {
+            Vec::new()
+        } else {
+            measure_bandwidth(args.bandwidth_mib, &threads)?
+        },
+    };
+    if args.bandwidth {
+        if args.json {
+            for (t, g) in &info.bandwidth {
+                let line = json!({
+                    "test": "bandwidth", "threads": t, "bandwidth_gbs": g,
+                    "buffer_bytes": args.bandwidth_mib << 20, "passes": BANDWIDTH_PASSES,
+                    "cpu": info.cpu, "isa": info.isa, "date": info.date,
+                });
+                crate::write_stdout(&format!("{line}\n"))?;
+            }
+            return Ok(());
+        }
+        return crate::write_stdout(&bandwidth_text(&info));
+    }
+    let mut tests = Vec::new();
+    if args.n_prompt > 0 {
+        tests.push(Test::Prompt(args.n_prompt));
+    }
+    if args.n_gen > 0 {
+        tests.push(Test::Gen(args.n_gen));
+    }
+    let mut results = Vec::new();
+    for name in args
+        .models
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        reset_peak_rss();
+        let margs = ModelArgs {
+            model: name.to_string(),
+            threads: None,
+            mmap: args.mmap,
+        };
+        let path = margs.resolve()?;
+        let t0 = Instant::now();
+        let model = margs.load(&path)?;
+        let load_s = t0.elapsed().as_secs_f64();
+        let tok = Tokenizer::from_gguf(model.file.metadata()).context("building the tokenizer")?;
+        let facts = model_facts(name, &path, &model, load_s);
+        let mut rows = Vec::new();
+        for &t in &threads {
+            let margs = ModelArgs {
+                threads: Some(t),
+                ..margs.clone()
+            };
+            let pool = margs.pool()?;
+            for &test in &tests {
+                let mut row = pool
+                    .install(|| run_test(&model, &tok, test, args.reps))
+                    .with_context(|| format!("{name}: {} with {t} threads", test.name()))?;
+                row.threads = t;
+                if args.json {
+                    crate::write_stdout(&format!(
+                        "{}\n",
+                        json_line(&info, &facts, &row, args.reps, args.mmap)
+                    ))?;
+                } else {
+                    let (avg, std) = mean_std(&row.samples);
+                    eprintln!("{name} t={t} {}: {avg:.2} ± {std:.2} t/s", test.name());
+                }
+                rows.push(row);
+            }
+        }
+        results.push((facts, rows));
+    }
+    if results.is_empty() {
+        bail!("no model given");
+    }
+    if !args.json {
+        info.date.truncate(10);
+        crate::write_stdout(&table(&info, &results))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse_and_reject_bad_counts() {
+        assert_eq!(parse_list("1,2, 4", "-t").unwrap(), vec![1, 2, 4]);
+        assert!(parse_list("0", "-t").is_err());
+        assert!(parse_list("2,x", "-t").is_err());
+        assert!(parse_list("", "-t").is_err());
+    }
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+        assert_eq!(m, 5.0);
+        // Sample variance: 32 / 7.
+        assert!((s - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_std(&[3.0]), (3.0, 0.0));
+    }
+
+    #[test]
+    fn argmax_takes_first_maximum_and_skips_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5, f32::NAN]), 1);
+    }
+
+    #[test]
+    fn prompt_starts_with_bos_and_stays_in_vocab() {
+        let p = prompt_tokens(300, 17, Some(5));
+        assert_eq!(p.len(), 300);
+        assert_eq!(p[0], 5);
+        assert!(p.iter().all(|&t| t < 17));
+        assert_eq!(p, prompt_tokens(300, 17, Some(5)), "deterministic");
+        // Without BOS every id comes from the stream; the stream is not constant.
+        let q = prompt_tokens(300, 17, None);
+        assert!(q.iter().any(|&t| t != q[0]));
+    }
+
+    #[test]
+    fn word_sum_matches_plain_sum() {
+        let w: Vec<u64> = (0..1003).map(|i| i * 7919).collect();
+        assert_eq!(sum_words(&w), w.iter().sum::<u64>());
+    }
+
+    #[test]
+    fn dates_are_iso_utc() {
+        // Expected values from Python: datetime.fromtimestamp(s, timezone.utc).
+        assert_eq!(utc_iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_iso(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_iso(1_704_067_199), "2023-12-31T23:59:59Z");
+        assert_eq!(utc_iso(1_803_994_245), "2027-03-02T13:30:45Z");
+        assert_eq!(utc_now().len(), 20);
+    }
+}

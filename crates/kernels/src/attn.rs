@@ -26,7 +26,7 @@ fn kernels() -> &'static AttnKernels {
     static K: OnceLock<AttnKernels> = OnceLock::new();
     K.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if crate::Kernels::get().isa != "scalar" && crate::x86::has_avx2() {
+        if crate::Kernels::simd_allowed() && crate::x86::has_avx2() {
             return AttnKernels {
                 // SAFETY: AVX2, FMA and F16C were detected just above.
                 dot: |k, q, hd, out| unsafe { avx2::dot_f16_group(k, q, hd, out) },

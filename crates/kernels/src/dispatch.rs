@@ -65,13 +65,34 @@ const SCALAR: Kernels = Kernels {
 
 static SELECTED: OnceLock<Kernels> = OnceLock::new();
 
+/// The instruction sets a table can be built for, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    /// "scalar", "avx2" or "avx512" (the names tables report in [`Kernels::isa`]).
+    pub fn parse(name: &str) -> Option<Isa> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Some(Isa::Scalar),
+            "avx2" => Some(Isa::Avx2),
+            "avx512" => Some(Isa::Avx512),
+            _ => None,
+        }
+    }
+}
+
 impl Kernels {
     /// The portable reference table.
     pub fn scalar() -> &'static Kernels {
         &SCALAR
     }
 
-    /// The AVX2 table, if this CPU has AVX2, FMA and F16C.
+    /// The AVX2 table, if this CPU has AVX2, FMA and F16C and the table passed its probe (one
+    /// run in a child process, see `x86::probe`; done once per process).
     pub fn avx2() -> Option<&'static Kernels> {
         #[cfg(target_arch = "x86_64")]
         {
@@ -83,7 +104,8 @@ impl Kernels {
         }
     }
 
-    /// The AVX-512 table, if this CPU has what it needs (AVX512F/BW/VL + VNNI + AVX2/FMA/F16C).
+    /// The AVX-512 table, if this CPU has what it needs (AVX512F/BW/VL + VNNI + AVX2/FMA/F16C)
+    /// and the table passed its probe.
     pub fn avx512() -> Option<&'static Kernels> {
         #[cfg(target_arch = "x86_64")]
         {
@@ -95,15 +117,45 @@ impl Kernels {
         }
     }
 
-    /// The table used by [`crate::vec_dot`] and [`crate::ops::matmul`]: the best one this CPU
-    /// supports, or scalar if `LINGQIAO_FORCE_SCALAR=1`. Decided on first use, then fixed.
+    /// The table used by [`crate::vec_dot`] and [`crate::ops::matmul`], decided on first use,
+    /// then fixed: the best one this CPU supports and that passed its probe, capped by
+    /// `LINGQIAO_ISA=avx512|avx2|scalar`; `LINGQIAO_FORCE_SCALAR=1` forces scalar. An
+    /// unknown `LINGQIAO_ISA` value is reported on stderr and ignored.
     pub fn get() -> &'static Kernels {
         SELECTED.get_or_init(|| {
             if std::env::var("LINGQIAO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
                 return SCALAR;
             }
-            *Self::avx512().or_else(Self::avx2).unwrap_or(&SCALAR)
+            let cap = match std::env::var("LINGQIAO_ISA") {
+                Ok(v) => Isa::parse(&v).unwrap_or_else(|| {
+                    eprintln!(
+                        "lingqiao: ignoring LINGQIAO_ISA={v:?} (expected avx512, avx2 or scalar)"
+                    );
+                    Isa::Avx512
+                }),
+                Err(_) => Isa::Avx512,
+            };
+            *Self::best_up_to(cap)
         })
+    }
+
+    /// False when the environment forces the scalar path (`LINGQIAO_FORCE_SCALAR=1` or
+    /// `LINGQIAO_ISA=scalar`). For the helpers outside the table (activation quantizers,
+    /// attention loops), which must not call [`Kernels::get`]: the probe that runs inside
+    /// it quantizes activations itself.
+    pub fn simd_allowed() -> bool {
+        static ALLOWED: OnceLock<bool> = OnceLock::new();
+        *ALLOWED.get_or_init(|| {
+            !(std::env::var("LINGQIAO_FORCE_SCALAR").is_ok_and(|v| v == "1")
+                || std::env::var("LINGQIAO_ISA").is_ok_and(|v| v == "scalar"))
+        })
+    }
+
+    /// The best table this CPU supports (detected and probed) among those up to `cap`.
+    pub fn best_up_to(cap: Isa) -> &'static Kernels {
+        let avx512 = || (cap >= Isa::Avx512).then(Self::avx512).flatten();
+        let avx2 = || (cap >= Isa::Avx2).then(Self::avx2).flatten();
+        avx512().or_else(avx2).unwrap_or(&SCALAR)
     }
 
     /// The dot-product kernel for weights of type `ty`.

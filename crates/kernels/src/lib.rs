@@ -13,7 +13,7 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use dispatch::{Kernels, VecDotFn, VecDotX4Fn};
+pub use dispatch::{Isa, Kernels, VecDotFn, VecDotX4Fn};
 pub use lingqiao_gguf::{GgmlType, QK_K};
 
 /// Errors from the checked entry points. The hot path ([`vec_dot`]) does not return these: its
@@ -132,7 +132,7 @@ fn quantize_with(
     check_row(ty, "quantize_row destination", src.len(), dst.len())?;
     #[cfg(target_arch = "x86_64")]
     if !reference
-        && Kernels::get().isa != "scalar"
+        && Kernels::simd_allowed()
         && let Some(f) = x86::activation_quantizer(ty)
     {
         f(src, dst);

@@ -26,7 +26,8 @@ fn matmul_is_thread_count_independent_and_equals_vec_dot() {
             rows,
             cols,
         };
-        for n_tokens in [1, 3, 9] {
+
+        for n_tokens in [1, 3, 6, 9] {
             let x: Vec<f32> = (0..n_tokens * cols)
                 .map(|_| r.random_range(-2.0f32..2.0))
                 .collect();

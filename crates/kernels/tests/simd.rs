@@ -100,3 +100,148 @@ fn simd_matches_scalar_for_every_type() {
         }
     }
 }
+
+/// The tables that have four-token kernels, and the types they have them for.
+fn x4_cases() -> Vec<(&'static Kernels, GgmlType)> {
+    let mut cases = Vec::new();
+    for table in tables() {
+        for ty in FIXTURE_TYPES {
+            if table.vec_dot_x4_fn(ty).is_some() {
+                cases.push((table, ty));
+            }
+        }
+    }
+    cases
+}
+
+/// `x4` on the four rows of `x` against `vec_dot` on each, bit for bit.
+fn assert_x4_matches_single(
+    table: &Kernels,
+    ty: GgmlType,
+    n: usize,
+    w: &[u8],
+    x: &[u8],
+    what: &str,
+) {
+    let x_row = x.len() / 4;
+    let mut four = [0f32; 4];
+    table.vec_dot_x4_fn(ty).unwrap()(n, w, x, &mut four);
+    for (j, got) in four.iter().enumerate() {
+        let want = table.vec_dot(ty, n, w, &x[j * x_row..(j + 1) * x_row]);
+        assert_eq!(
+            got.to_bits(),
+            want.to_bits(),
+            "{} {ty} n={n} {what} row {j}: x4 {got} vs vec_dot {want}",
+            table.isa
+        );
+    }
+}
+
+#[test]
+fn four_token_kernels_equal_single_ones_on_random_data() {
+    let cases = x4_cases();
+    assert!(
+        !cases.is_empty() || !cfg!(target_arch = "x86_64"),
+        "no four-token kernels on this x86-64 CPU"
+    );
+    let mut r = rng(21);
+    for (table, ty) in cases {
+        for trial in 0..60 {
+            // Up to 20 blocks: every chunk tail of the 32-element kernels; float rows get
+            // lengths that are not multiples of the SIMD width.
+            let n = if ty.block_size() == 1 {
+                1 + (trial * 53) % 900
+            } else {
+                ty.block_size() * (1 + trial % 20)
+            };
+            let w = random_weights(ty, n, &mut r);
+            let mut x = Vec::new();
+            for _ in 0..4 {
+                x.extend(random_activations(ty, n, &mut r).1);
+            }
+            assert_x4_matches_single(table, ty, n, &w, &x, "random");
+        }
+    }
+}
+
+#[test]
+fn four_token_kernels_equal_single_ones_on_fixture_rows() {
+    // The fixtures are rows of the real models (or gguf-py quantizations) with the seeded
+    // activations; the four activation rows are those activations scaled and rotated.
+    let act = common::activations();
+    for (table, ty) in x4_cases() {
+        let f = common::fixture(ty);
+        let vdt = vec_dot_type(ty);
+        let xrb = vdt.row_bytes(f.n as u64).unwrap() as usize;
+        let mut x = vec![0u8; 4 * xrb];
+        for j in 0..4 {
+            let row: Vec<f32> = (0..f.n)
+                .map(|i| act[(i + 97 * j) % f.n] * (1.0 + j as f32))
+                .collect();
+            lingqiao_kernels::quantize_row(vdt, &row, &mut x[j * xrb..(j + 1) * xrb]).unwrap();
+        }
+        assert_x4_matches_single(table, ty, f.n, &f.weights, &x, &f.source);
+    }
+}
+
+#[test]
+fn isa_names_parse_and_cap_the_choice() {
+    use lingqiao_kernels::Isa;
+    assert_eq!(Isa::parse("scalar"), Some(Isa::Scalar));
+    assert_eq!(Isa::parse("avx2"), Some(Isa::Avx2));
+    assert_eq!(Isa::parse(" AVX512 "), Some(Isa::Avx512));
+    assert_eq!(Isa::parse("sse4"), None);
+    assert_eq!(Kernels::best_up_to(Isa::Scalar).isa, "scalar");
+    let want2 = if Kernels::avx2().is_some() {
+        "avx2"
+    } else {
+        "scalar"
+    };
+    assert_eq!(Kernels::best_up_to(Isa::Avx2).isa, want2);
+    let want512 = if Kernels::avx512().is_some() {
+        "avx512"
+    } else {
+        want2
+    };
+    assert_eq!(Kernels::best_up_to(Isa::Avx512).isa, want512);
+}
+
+/// Prints the table the dispatch picked (for [`dispatch_honours_lingqiao_isa`], which runs
+/// this test binary again with the environment set).
+#[test]
+fn report_isa() {
+    println!("picked: {}", isa());
+}
+
+#[test]
+fn dispatch_honours_lingqiao_isa() {
+    use lingqiao_kernels::Isa;
+    let exe = std::env::current_exe().unwrap();
+    for (value, cap) in [
+        ("scalar", Isa::Scalar),
+        ("avx2", Isa::Avx2),
+        ("avx512", Isa::Avx512),
+    ] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "report_isa", "--nocapture", "--test-threads=1"])
+            .env("LINGQIAO_ISA", value)
+            .env_remove("LINGQIAO_FORCE_SCALAR")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // The harness prints "test report_isa ... " on the same line.
+        let picked = stdout
+            .split("picked: ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no report in {stdout}"));
+        assert_eq!(picked, Kernels::best_up_to(cap).isa, "LINGQIAO_ISA={value}");
+    }
+    let out = std::process::Command::new(&exe)
+        .args(["--exact", "report_isa", "--nocapture"])
+        .env("LINGQIAO_ISA", "avx512")
+        .env("LINGQIAO_FORCE_SCALAR", "1")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("picked: scalar"));
+}

@@ -8,6 +8,7 @@
 //! Every function here must only be called after `is_x86_feature_detected!` confirmed avx2,
 //! fma and f16c: `super::avx2_table` is the only caller.
 
+use super::rows;
 use crate::blocks::*;
 use crate::scalar::blocks;
 use core::arch::x86_64::*;
@@ -108,53 +109,65 @@ fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
-/// As [`dot_u8_i8`] for two signed operands: move x's sign onto y so maddubs sees |x|.
-#[inline]
+/// Matches ggml's AVX2 `ggml_vec_dot_q8_0_q8_0`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
-    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
-}
-
-/// Matches ggml's AVX2 `ggml_vec_dot_q8_0_q8_0`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ8_0>(w), blocks::<BlockQ8_0>(x));
-    let mut acc = _mm256_setzero_ps();
-    for (a, b) in w.iter().zip(x).take(n / QK) {
-        let d = _mm256_set1_ps(f16_product(a.d, b.d));
-        let s = _mm256_cvtepi32_ps(dot_i8_i8(ld_i8(&a.qs), ld_i8(&b.qs)));
-        acc = _mm256_fmadd_ps(d, s, acc);
+pub(super) fn vec_dot_q8_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ8_0, BlockQ8_0, N>(n / QK, w, x);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, a) in w.iter().enumerate() {
+        let q = ld_i8(&a.qs);
+        let abs_q = _mm256_sign_epi8(q, q);
+        for j in 0..N {
+            let b = &xs[j][i];
+            let d = _mm256_set1_ps(f16_product(a.d, b.d));
+            let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
+            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
+        }
     }
-    hsum_f32(acc)
+    for j in 0..N {
+        out[j] = hsum_f32(acc[j]);
+    }
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q4_0_q8_0`.
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_0_q8_0`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ4_0>(w), blocks::<BlockQ8_0>(x));
-    let mut acc = _mm256_setzero_ps();
-    for (a, b) in w.iter().zip(x).take(n / QK) {
-        let d = _mm256_set1_ps(f16_product(a.d, b.d));
+pub(super) fn vec_dot_q4_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ4_0, BlockQ8_0, N>(n / QK, w, x);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, a) in w.iter().enumerate() {
         let q = _mm256_sub_epi8(nibbles(&a.qs), _mm256_set1_epi8(8));
-        let s = _mm256_cvtepi32_ps(dot_i8_i8(q, ld_i8(&b.qs)));
-        acc = _mm256_fmadd_ps(d, s, acc);
+        let abs_q = _mm256_sign_epi8(q, q);
+        for j in 0..N {
+            let b = &xs[j][i];
+            let d = _mm256_set1_ps(f16_product(a.d, b.d));
+            let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
+            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
+        }
     }
-    hsum_f32(acc)
+    for j in 0..N {
+        out[j] = hsum_f32(acc[j]);
+    }
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`.
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ4_1>(w), blocks::<BlockQ8_1>(x));
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK) {
-        summs += f16_product(a.m, b.s);
-        let d = _mm256_set1_ps(f16_product(a.d, b.d));
-        let s = _mm256_cvtepi32_ps(dot_u8_i8(nibbles(&a.qs), ld_i8(&b.qs)));
-        acc = _mm256_fmadd_ps(d, s, acc);
+pub(super) fn vec_dot_q4_1_q8_1<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ4_1, BlockQ8_1, N>(n / QK, w, x);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summs = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        let q = nibbles(&a.qs);
+        for j in 0..N {
+            let b = &xs[j][i];
+            summs[j] += f16_product(a.m, b.s);
+            let d = _mm256_set1_ps(f16_product(a.d, b.d));
+            let s = _mm256_cvtepi32_ps(dot_u8_i8(q, ld_i8(&b.qs)));
+            acc[j] = _mm256_fmadd_ps(d, s, acc[j]);
+        }
     }
-    hsum_f32(acc) + summs
+    for j in 0..N {
+        out[j] = hsum_f32(acc[j]) + summs[j];
+    }
 }
 
 /// The 5-bit values of a Q5 block as unsigned bytes 0..32.
@@ -168,18 +181,24 @@ fn q5_values(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
     _mm256_or_si256(nibbles(qs), high)
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`.
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ5_0>(w), blocks::<BlockQ8_0>(x));
-    let mut acc = _mm256_setzero_ps();
-    for (a, b) in w.iter().zip(x).take(n / QK) {
-        let d = _mm256_set1_ps(f16_product(a.d, b.d));
+pub(super) fn vec_dot_q5_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ5_0, BlockQ8_0, N>(n / QK, w, x);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, a) in w.iter().enumerate() {
         let q = _mm256_sub_epi8(q5_values(&a.qs, a.qh), _mm256_set1_epi8(16));
-        let s = _mm256_cvtepi32_ps(dot_i8_i8(q, ld_i8(&b.qs)));
-        acc = _mm256_fmadd_ps(d, s, acc);
+        let abs_q = _mm256_sign_epi8(q, q);
+        for j in 0..N {
+            let b = &xs[j][i];
+            let d = _mm256_set1_ps(f16_product(a.d, b.d));
+            let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
+            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
+        }
     }
-    hsum_f32(acc)
+    for j in 0..N {
+        out[j] = hsum_f32(acc[j]);
+    }
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`.
@@ -302,70 +321,81 @@ fn add_group_pair(acc: __m256i, lo: __m256i, hi: __m256i, y: &[i8], sc0: u8, sc1
     _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1))
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`; bit-identical to the scalar kernel.
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`, for `N` activation rows; bit-identical to
+/// the scalar kernel.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ4K>(w), blocks::<BlockQ8K>(x));
+pub(super) fn vec_dot_q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
     let low4 = _mm256_set1_epi8(0x0F);
-    let mut sumf = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
         let (sc, m) = scales_mins_k4(&a.scales);
-        let summs = mins_dot(&m, b);
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..4 {
             let q = ld(&a.qs[32 * c..]);
             let lo = _mm256_and_si256(q, low4);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
-            sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], sc[2 * c], sc[2 * c + 1]);
+            for j in 0..N {
+                let y = &xs[j][i].qs[64 * c..];
+                sumi[j] = add_group_pair(sumi[j], lo, hi, y, sc[2 * c], sc[2 * c + 1]);
+            }
         }
         let (ad, amin) = f16_pair(a.d, a.dmin);
-        let d = f32::from_le_bytes(b.d) * ad;
-        let dmin = f32::from_le_bytes(b.d) * amin;
-        sumf += d * hsum_i32(sumi) as f32 - dmin * summs as f32;
+        for j in 0..N {
+            let b = &xs[j][i];
+            let summs = mins_dot(&m, b);
+            let d = f32::from_le_bytes(b.d) * ad;
+            let dmin = f32::from_le_bytes(b.d) * amin;
+            sumf[j] += d * hsum_i32(sumi[j]) as f32 - dmin * summs as f32;
+        }
     }
-    sumf
+    *out = sumf;
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q5_K_q8_K`; bit-identical to the scalar kernel.
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_K_q8_K`, for `N` activation rows; bit-identical to
+/// the scalar kernel.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ5K>(w), blocks::<BlockQ8K>(x));
+pub(super) fn vec_dot_q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
     let low4 = _mm256_set1_epi8(0x0F);
-    let mut sumf = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
         let (sc, m) = scales_mins_k4(&a.scales);
-        let summs = mins_dot(&m, b);
         let qh = ld(&a.qh);
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..4 {
             let q = ld(&a.qs[32 * c..]);
             let h0 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32, 0x01));
             let h1 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32 + 1, 0x01));
             let lo = _mm256_or_si256(_mm256_and_si256(q, low4), h0);
             let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), h1);
-            sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], sc[2 * c], sc[2 * c + 1]);
+            for j in 0..N {
+                let y = &xs[j][i].qs[64 * c..];
+                sumi[j] = add_group_pair(sumi[j], lo, hi, y, sc[2 * c], sc[2 * c + 1]);
+            }
         }
         let (ad, amin) = f16_pair(a.d, a.dmin);
-        let d = f32::from_le_bytes(b.d) * ad;
-        let dmin = f32::from_le_bytes(b.d) * amin;
-        sumf += d * hsum_i32(sumi) as f32 - dmin * summs as f32;
+        for j in 0..N {
+            let b = &xs[j][i];
+            let summs = mins_dot(&m, b);
+            let d = f32::from_le_bytes(b.d) * ad;
+            let dmin = f32::from_le_bytes(b.d) * amin;
+            sumf[j] += d * hsum_i32(sumi[j]) as f32 - dmin * summs as f32;
+        }
     }
-    sumf
+    *out = sumf;
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`; bit-identical to the scalar kernel. Values
-/// are summed unsigned (0..64) and 32 times the scaled bsums taken off at the end.
+/// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`, for `N` activation rows; bit-identical to
+/// the scalar kernel. Values are summed unsigned (0..64) and 32 times the scaled bsums taken
+/// off at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ6K>(w), blocks::<BlockQ8K>(x));
+pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ6K, BlockQ8K, N>(n / QK_K, w, x);
     let low4 = _mm256_set1_epi8(0x0F);
-    let mut sumf = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK_K) {
-        let mut corr = 0i32;
-        for g in 0..16 {
-            corr += a.scales[g] as i32 * b.bsum(g) as i32;
-        }
-        let mut sumi = _mm256_setzero_si256();
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        let mut sumi = [_mm256_setzero_si256(); N];
         for h in 0..2 {
             let ql0 = ld(&a.ql[64 * h..]);
             let ql1 = ld(&a.ql[64 * h + 32..]);
@@ -379,40 +409,60 @@ pub(super) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
             for (k, low) in quarters.into_iter().enumerate() {
                 let high = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * k as u32, 0x03));
                 let q = _mm256_or_si256(low, high);
-                let y = ld_i8(&b.qs[128 * h + 32 * k..]);
                 let g = 8 * h + 2 * k;
                 let scv = scale_pair(a.scales[g] as i16, a.scales[g + 1] as i16);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv));
-            }
-        }
-        let isum = hsum_i32(sumi) - 32 * corr;
-        sumf += (f16(a.d) * f32::from_le_bytes(b.d)) * isum as f32;
-    }
-    sumf
-}
-
-/// Four 8-lane accumulators over runs of 32 elements, then the tail in scalar f32.
-macro_rules! float_dot {
-    ($name:ident, $ggml:literal, $size:literal, $load:ident, $scalar:expr) => {
-        #[doc = concat!("Matches ggml's AVX2 `", $ggml, "` (f32 lanes; scalar sums in f64).")]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub(super) fn $name(n: usize, w: &[u8], x: &[u8]) -> f32 {
-            let n = n.min(w.len() / $size).min(x.len() / $size);
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let main = n / 32 * 32;
-            for i in (0..main).step_by(32) {
-                for (k, acc) in acc.iter_mut().enumerate() {
-                    let off = (i + 8 * k) * $size;
-                    *acc = _mm256_fmadd_ps($load(&w[off..]), $load(&x[off..]), *acc);
+                for j in 0..N {
+                    let y = ld_i8(&xs[j][i].qs[128 * h + 32 * k..]);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv);
+                    sumi[j] = _mm256_add_epi32(sumi[j], p);
                 }
             }
-            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            let mut sum = hsum_f32(v);
-            for i in main..n {
-                let f: fn(&[u8], usize) -> f32 = $scalar;
-                sum += f(w, i) * f(x, i);
+        }
+        let ad = f16(a.d);
+        for j in 0..N {
+            let b = &xs[j][i];
+            let mut corr = 0i32;
+            for g in 0..16 {
+                corr += a.scales[g] as i32 * b.bsum(g) as i32;
             }
-            sum
+            let isum = hsum_i32(sumi[j]) - 32 * corr;
+            sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
+        }
+    }
+    *out = sumf;
+}
+
+/// Four 8-lane accumulators per activation row over runs of 32 elements, then the tail in
+/// scalar f32.
+macro_rules! float_dot {
+    ($name:ident, $ggml:literal, $size:literal, $load:ident, $scalar:expr) => {
+        #[doc = concat!("Matches ggml's AVX2 `", $ggml, "` (f32 lanes; scalar sums in f64), for `N` activation rows.")]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) fn $name<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+            let row = $size * n;
+            let xs: [&[u8]; N] = core::array::from_fn(|j| x.get(j * row..).unwrap_or(&[]));
+            let n = xs.iter().fold(n.min(w.len() / $size), |m, r| m.min(r.len() / $size));
+            let mut acc = [[_mm256_setzero_ps(); 4]; N];
+            let main = n / 32 * 32;
+            for i in (0..main).step_by(32) {
+                for k in 0..4 {
+                    let off = (i + 8 * k) * $size;
+                    let wv = $load(&w[off..]);
+                    for j in 0..N {
+                        acc[j][k] = _mm256_fmadd_ps(wv, $load(&xs[j][off..]), acc[j][k]);
+                    }
+                }
+            }
+            for j in 0..N {
+                let a = &acc[j];
+                let v = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+                let mut sum = hsum_f32(v);
+                for i in main..n {
+                    let f: fn(&[u8], usize) -> f32 = $scalar;
+                    sum += f(w, i) * f(xs[j], i);
+                }
+                out[j] = sum;
+            }
         }
     };
 }

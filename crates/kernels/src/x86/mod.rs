@@ -1,39 +1,107 @@
 //! x86-64 SIMD kernels. Each `#[target_feature]` kernel is wrapped in a safe function that is
-//! only ever placed in a table after the features were detected at run time.
+//! only ever placed in a table after the features were detected at run time and the table
+//! passed a probe run in a child process (see [`probe`]).
+//!
+//! Most kernels are generic over the number `N` of activation rows they take at once: the
+//! table's `vec_dot` is `N = 1`, its four-token kernel `N = 4`.
 
 mod avx2;
+mod avx512;
+mod probe;
 pub(crate) mod quantize;
 
-use crate::dispatch::Kernels;
-use crate::scalar;
+use crate::dispatch::{Kernels, VecDotX4Fn};
+use crate::scalar::{self, blocks};
+use bytemuck::Pod;
+use lingqiao_gguf::GgmlType;
 use std::sync::OnceLock;
 
-/// Safe wrappers around the AVX2 kernels, for the table.
-macro_rules! avx2_wrappers {
-    ($($name:ident),* $(,)?) => {
-        mod avx2_safe {$(
-            pub(crate) fn $name(n: usize, w: &[u8], x: &[u8]) -> f32 {
-                // SAFETY: these wrappers are only reachable through the table built by
-                // `avx2_table`, which exists only after avx2, fma and f16c were detected.
-                unsafe { super::avx2::$name(n, w, x) }
-            }
-        )*}
+/// The weight row `w` as blocks, and the `N` activation rows stored back to back in `x` (each
+/// `nb` blocks), all cut to the number of whole blocks every one of them has; short input
+/// makes a kernel stop early rather than panic.
+#[inline(always)]
+fn rows<'a, W: Pod, X: Pod, const N: usize>(
+    nb: usize,
+    w: &'a [u8],
+    x: &'a [u8],
+) -> (&'a [W], [&'a [X]; N]) {
+    let w = blocks::<W>(w);
+    let row = nb * size_of::<X>();
+    let xs: [&[X]; N] = core::array::from_fn(|j| blocks::<X>(x.get(j * row..).unwrap_or(&[])));
+    let nb = xs.iter().fold(nb.min(w.len()), |m, r| m.min(r.len()));
+    (&w[..nb], xs.map(|r| &r[..nb]))
+}
+
+/// Safe wrappers around the kernels of one module, for its table: `single` ones are plain
+/// [`crate::VecDotFn`]s, `generic` ones get a `one` ([`crate::VecDotFn`]) and a `four`
+/// ([`VecDotX4Fn`]) instance.
+macro_rules! safe_wrappers {
+    (
+        $safe:ident => $module:ident,
+        single: [$($one:ident),* $(,)?],
+        generic: [$($gen:ident),* $(,)?] $(,)?
+    ) => {
+        mod $safe {
+            $(
+                pub(crate) fn $one(n: usize, w: &[u8], x: &[u8]) -> f32 {
+                    // SAFETY: only reachable through the table of this module, which exists
+                    // only after its target features were detected and its probe passed.
+                    unsafe { super::$module::$one(n, w, x) }
+                }
+            )*
+            $(
+                pub(crate) mod $gen {
+                    pub(crate) fn one(n: usize, w: &[u8], x: &[u8]) -> f32 {
+                        let mut out = [0f32; 1];
+                        // SAFETY: as for the single wrappers.
+                        unsafe { super::super::$module::$gen::<1>(n, w, x, &mut out) };
+                        out[0]
+                    }
+
+                    pub(crate) fn four(n: usize, w: &[u8], x: &[u8], out: &mut [f32; 4]) {
+                        // SAFETY: as for the single wrappers.
+                        unsafe { super::super::$module::$gen::<4>(n, w, x, out) }
+                    }
+                }
+            )*
+        }
     };
 }
-avx2_wrappers!(
-    vec_dot_f32,
-    vec_dot_f16,
-    vec_dot_bf16,
-    vec_dot_q4_0_q8_0,
-    vec_dot_q4_1_q8_1,
-    vec_dot_q5_0_q8_0,
-    vec_dot_q5_1_q8_1,
-    vec_dot_q8_0_q8_0,
-    vec_dot_q2_k_q8_k,
-    vec_dot_q3_k_q8_k,
-    vec_dot_q4_k_q8_k,
-    vec_dot_q5_k_q8_k,
-    vec_dot_q6_k_q8_k,
+
+safe_wrappers!(
+    avx2_safe => avx2,
+    single: [
+        vec_dot_q5_1_q8_1,
+        vec_dot_q2_k_q8_k,
+        vec_dot_q3_k_q8_k,
+    ],
+    generic: [
+        vec_dot_f32,
+        vec_dot_f16,
+        vec_dot_bf16,
+        vec_dot_q4_0_q8_0,
+        vec_dot_q4_1_q8_1,
+        vec_dot_q5_0_q8_0,
+        vec_dot_q8_0_q8_0,
+        vec_dot_q4_k_q8_k,
+        vec_dot_q5_k_q8_k,
+        vec_dot_q6_k_q8_k,
+    ],
+);
+
+safe_wrappers!(
+    avx512_safe => avx512,
+    single: [],
+    generic: [
+        f16_f16,
+        q4_0_q8_0,
+        q4_1_q8_1,
+        q5_0_q8_0,
+        q8_0_q8_0,
+        q4_k_q8_k,
+        q5_k_q8_k,
+        q6_k_q8_k,
+    ],
 );
 
 pub(crate) fn has_avx2() -> bool {
@@ -42,36 +110,96 @@ pub(crate) fn has_avx2() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
-pub(crate) fn avx2_table() -> Option<&'static Kernels> {
-    static TABLE: OnceLock<Option<Kernels>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            has_avx2().then_some(Kernels {
-                isa: "avx2",
-                f32: avx2_safe::vec_dot_f32,
-                f16: avx2_safe::vec_dot_f16,
-                bf16: avx2_safe::vec_dot_bf16,
-                q4_0: avx2_safe::vec_dot_q4_0_q8_0,
-                q4_1: avx2_safe::vec_dot_q4_1_q8_1,
-                q5_0: avx2_safe::vec_dot_q5_0_q8_0,
-                q5_1: avx2_safe::vec_dot_q5_1_q8_1,
-                q8_0: avx2_safe::vec_dot_q8_0_q8_0,
-                // Not hot in any model we run: the reference kernels are used.
-                q8_1: scalar::vec_dot_q8_1_q8_1,
-                q2_k: avx2_safe::vec_dot_q2_k_q8_k,
-                q3_k: avx2_safe::vec_dot_q3_k_q8_k,
-                q4_k: avx2_safe::vec_dot_q4_k_q8_k,
-                q5_k: avx2_safe::vec_dot_q5_k_q8_k,
-                q6_k: avx2_safe::vec_dot_q6_k_q8_k,
-                q8_k: scalar::vec_dot_q8_k_q8_k,
-                x4: |_| None,
-            })
-        })
-        .as_ref()
+/// CPUID and the OS's XSAVE state (both checked by `is_x86_feature_detected!`) for everything
+/// the AVX-512 table uses, including the AVX2 kernels it keeps for the cold types.
+fn has_avx512() -> bool {
+    has_avx2()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni")
 }
 
+fn avx2_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
+    use avx2_safe::*;
+    Some(match ty {
+        GgmlType::F32 => vec_dot_f32::four,
+        GgmlType::F16 => vec_dot_f16::four,
+        GgmlType::BF16 => vec_dot_bf16::four,
+        GgmlType::Q4_0 => vec_dot_q4_0_q8_0::four,
+        GgmlType::Q4_1 => vec_dot_q4_1_q8_1::four,
+        GgmlType::Q5_0 => vec_dot_q5_0_q8_0::four,
+        GgmlType::Q8_0 => vec_dot_q8_0_q8_0::four,
+        GgmlType::Q4_K => vec_dot_q4_k_q8_k::four,
+        GgmlType::Q5_K => vec_dot_q5_k_q8_k::four,
+        GgmlType::Q6_K => vec_dot_q6_k_q8_k::four,
+        _ => return None,
+    })
+}
+
+const AVX2: Kernels = Kernels {
+    isa: "avx2",
+    f32: avx2_safe::vec_dot_f32::one,
+    f16: avx2_safe::vec_dot_f16::one,
+    bf16: avx2_safe::vec_dot_bf16::one,
+    q4_0: avx2_safe::vec_dot_q4_0_q8_0::one,
+    q4_1: avx2_safe::vec_dot_q4_1_q8_1::one,
+    q5_0: avx2_safe::vec_dot_q5_0_q8_0::one,
+    q5_1: avx2_safe::vec_dot_q5_1_q8_1,
+    q8_0: avx2_safe::vec_dot_q8_0_q8_0::one,
+    // Not hot in any model we run: the reference kernels are used.
+    q8_1: scalar::vec_dot_q8_1_q8_1,
+    q2_k: avx2_safe::vec_dot_q2_k_q8_k,
+    q3_k: avx2_safe::vec_dot_q3_k_q8_k,
+    q4_k: avx2_safe::vec_dot_q4_k_q8_k::one,
+    q5_k: avx2_safe::vec_dot_q5_k_q8_k::one,
+    q6_k: avx2_safe::vec_dot_q6_k_q8_k::one,
+    q8_k: scalar::vec_dot_q8_k_q8_k,
+    x4: avx2_x4,
+};
+
+fn avx512_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
+    use avx512_safe::*;
+    Some(match ty {
+        GgmlType::F16 => f16_f16::four,
+        GgmlType::Q4_0 => q4_0_q8_0::four,
+        GgmlType::Q4_1 => q4_1_q8_1::four,
+        GgmlType::Q5_0 => q5_0_q8_0::four,
+        GgmlType::Q8_0 => q8_0_q8_0::four,
+        GgmlType::Q4_K => q4_k_q8_k::four,
+        GgmlType::Q5_K => q5_k_q8_k::four,
+        GgmlType::Q6_K => q6_k_q8_k::four,
+        // The types that stay on AVX2 keep its four-token kernels.
+        _ => return avx2_x4(ty),
+    })
+}
+
+/// The AVX-512 kernels for the types real models use; the AVX2 ones (or scalar) for the rest.
+const AVX512: Kernels = Kernels {
+    isa: "avx512",
+    f16: avx512_safe::f16_f16::one,
+    q4_0: avx512_safe::q4_0_q8_0::one,
+    q4_1: avx512_safe::q4_1_q8_1::one,
+    q5_0: avx512_safe::q5_0_q8_0::one,
+    q8_0: avx512_safe::q8_0_q8_0::one,
+    q4_k: avx512_safe::q4_k_q8_k::one,
+    q5_k: avx512_safe::q5_k_q8_k::one,
+    q6_k: avx512_safe::q6_k_q8_k::one,
+    x4: avx512_x4,
+    ..AVX2
+};
+
+/// The AVX2 table if the CPU reports AVX2, FMA and F16C and the table passes the probe.
+pub(crate) fn avx2_table() -> Option<&'static Kernels> {
+    static PASSED: OnceLock<bool> = OnceLock::new();
+    (*PASSED.get_or_init(|| has_avx2() && probe::passes(&AVX2))).then_some(&AVX2)
+}
+
+/// The AVX-512 table if the CPU reports AVX512F/BW/VL, VNNI and the AVX2 set, and the table
+/// passes the probe.
 pub(crate) fn avx512_table() -> Option<&'static Kernels> {
-    None
+    static PASSED: OnceLock<bool> = OnceLock::new();
+    (*PASSED.get_or_init(|| has_avx512() && probe::passes(&AVX512))).then_some(&AVX512)
 }
 
 /// An activation quantizer (Q8_0, Q8_1, Q8_K).

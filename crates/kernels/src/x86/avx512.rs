@@ -1,0 +1,795 @@
+//! AVX-512 (F, BW, VL) + VNNI kernels (Ice Lake, Sapphire Rapids, Zen 4 and later).
+//!
+//! Every kernel is generic over the number of activation rows `N` it runs one weight row
+//! against: `N = 1` is the table's `vec_dot`, `N = 4` its four-token kernel. The float
+//! operations applied to each activation row are the same for every `N` (only the integer
+//! work, which is exact, is shared or arranged differently), so the four-token results are
+//! bit-identical to the single ones.
+//!
+//! The 32-element quants (Q4_0, Q4_1, Q5_0, Q8_0) work on one block per 256-bit register
+//! and use no 512-bit instruction at all: while one is in flight, port 1 takes no vector
+//! work, and nearly all of their work (VNNI's `vpdpbusd`, conversions, FMAs) runs on ports 0
+//! and 1. What they save over AVX2 is per block: one `vpdpbusd` instead of `vpmaddubsw` +
+//! `vpmaddwd`, the two f16 scales of eight blocks read with one gather each and converted
+//! and multiplied together, nibbles split without a shift ([`nibbles16`]), and four
+//! accumulators per row so FMA latency does not bound the rate. They differ from the scalar
+//! kernels in the last bits (f32 accumulation order), as the AVX2 ones do.
+//!
+//! The K-quants work on 64 elements per 512-bit register (512-bit multiplies issue on two
+//! ports here) and apply the sub-block scales with `vpdpwssd` on the 16-bit pair sums of
+//! `vpmaddubsw`. Their integer sums are exact and they combine them with the scalar kernels'
+//! f32 expression, so they equal the scalar results bit for bit.
+//!
+//! Helpers that take part in the hot loops are `#[inline(always)] unsafe fn`s without target
+//! features (a `#[target_feature]` function cannot be `#[inline(always)]`, and LLVM left
+//! plain `#[inline]` ones, and closures, as calls); they are only called from the
+//! `#[target_feature]` kernels, whose features they rely on.
+//!
+//! Every function here must only be called after `super::has_avx512` confirmed the features
+//! (and the probe ran them): `super::avx512_table` is the only caller.
+
+use super::avx2::{f16_pair, hsum_f32};
+use super::rows;
+use crate::blocks::*;
+use core::arch::x86_64::*;
+use lingqiao_gguf::QK_K;
+
+/// 32 bytes from the start of `s` (panics if shorter; every caller passes a block field).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld256(s: &[u8]) -> __m256i {
+    let s = &s[..32];
+    // SAFETY: `s` has 32 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// 64 bytes from the start of `s`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512(s: &[u8]) -> __m512i {
+    let s = &s[..64];
+    // SAFETY: `s` has 64 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+}
+
+/// As [`ld512`] for the i8 arrays of activation blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512_i8(s: &[i8]) -> __m512i {
+    ld512(bytemuck::cast_slice(s))
+}
+
+/// 32 bytes from the start of `s` in both halves of a 512-bit register (one load, no shuffle).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld256_twice(s: &[u8]) -> __m512i {
+    _mm512_broadcast_i64x4(ld256(s))
+}
+
+/// The 32 nibbles of 16 bytes as bytes: low nibbles (elements 0..16) then high (16..32).
+/// The 16 bytes are loaded into both 128-bit halves and the upper half shifted by 4.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn nibbles(s: &[u8; 16]) -> __m256i {
+    // SAFETY: 16 readable bytes, unaligned load.
+    let t = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(s.as_ptr().cast()) });
+    let t = _mm256_srlv_epi64(t, _mm256_set_epi64x(4, 4, 0, 0));
+    _mm256_and_si256(t, _mm256_set1_epi8(0x0F))
+}
+
+/// The 32 nibbles of 16 bytes without a shift: the 16 bytes in both 128-bit halves, the low
+/// half masked to the low nibbles (elements 0..16), the high half to the high nibbles, which
+/// so stay 16 times their value (elements 16..32, values 0..240 in steps of 16). Lanes 4..8
+/// of a `vpdpbusd` on them come out 16 times too large, which the caller undoes once.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn nibbles16(s: &[u8; 16]) -> __m256i {
+    // SAFETY: 16 readable bytes, unaligned load.
+    let t = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(s.as_ptr().cast()) });
+    _mm256_and_si256(
+        t,
+        _mm256_set_m128i(_mm_set1_epi8(0xF0u8 as i8), _mm_set1_epi8(0x0F)),
+    )
+}
+
+/// The offsets of [`nibbles16`] values for Q4_0's q - 8: 8 in the low half, 16 * 8 in the
+/// high one.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn nibble_offsets() -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi8(-128), _mm_set1_epi8(8))
+}
+
+/// u8 x i8 products summed in fours into 8 i32 lanes (`vpdpbusd` from zero).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+}
+
+/// i8 x i8 products summed in fours: `abs_q` is |q| for a signed q, and y takes q's sign.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot_signed(abs_q: __m256i, q: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8(abs_q, _mm256_sign_epi8(y, q))
+}
+
+/// Blocks whose scale products are formed together.
+const CHUNK: usize = 8;
+
+/// A 32-element block type as the drivers see it.
+trait Legacy: bytemuck::Pod {
+    /// Q4_1/Q8_1: the f16 after `d` (`m`, `s`) is used too.
+    const PAIR: bool;
+}
+
+impl Legacy for BlockQ4_0 {
+    const PAIR: bool = false;
+}
+impl Legacy for BlockQ5_0 {
+    const PAIR: bool = false;
+}
+impl Legacy for BlockQ8_0 {
+    const PAIR: bool = false;
+}
+impl Legacy for BlockQ4_1 {
+    const PAIR: bool = true;
+}
+impl Legacy for BlockQ8_1 {
+    const PAIR: bool = true;
+}
+
+/// The activation blocks of the 32-element quants.
+trait Act: Legacy {
+    fn qs(&self) -> &[i8; QK];
+}
+
+macro_rules! impl_act {
+    ($($t:ty),*) => {$(
+        impl Act for $t {
+            #[inline(always)]
+            fn qs(&self) -> &[i8; QK] {
+                &self.qs
+            }
+        }
+    )*};
+}
+impl_act!(BlockQ8_0, BlockQ8_1);
+
+/// One 32-element kernel: how a weight block is decoded (once for all rows) and dotted with
+/// one row's activation block. The functions are only called from the `#[target_feature]`
+/// kernels below, into which they are always inlined.
+trait Kernel32 {
+    type W: Legacy;
+    type X: Act;
+    type D: Copy;
+    /// Whether lanes 4..8 of the lane sums hold 16 times their value (see [`nibbles16`]);
+    /// the accumulators' lanes 4..8 are then divided by 16 at the end, which is exact.
+    const HI16: bool;
+    /// # Safety
+    /// The CPU must have the features of this module.
+    unsafe fn decode<const N: usize>(a: &Self::W) -> Self::D;
+    /// The 8 i32 lane sums of a decoded block against activation bytes `y`, the method
+    /// picked for `N` rows (all methods give the same lane sums).
+    /// # Safety
+    /// As [`Kernel32::decode`].
+    unsafe fn dot<const N: usize>(d: Self::D, y: __m256i) -> __m256i;
+}
+
+/// `v`, passed through an empty asm block so the compiler cannot use its value (and so
+/// cannot replace an operation on it by a longer sequence it considers cheaper).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn opaque_vec(mut v: __m256i) -> __m256i {
+    // SAFETY: an empty asm block: it executes nothing.
+    unsafe {
+        core::arch::asm!("/* {v} */", v = inout(ymm_reg) v, options(pure, nomem, nostack, preserves_flags));
+    }
+    v
+}
+
+/// The first four bytes of each of the first `len` (<= 8) blocks of `b`, one gather.
+///
+/// The f16 scales of a chunk are read this way: a gather is mostly load-port work, while
+/// inserting them one by one (or permuting them out of wider loads) costs a shuffle-port
+/// uop each, and that port is busy enough.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn gather_heads<B: Legacy>(b: &[B], len: usize) -> __m256i {
+    let b = &b[..len];
+    let stride = size_of::<B>() as i32;
+    // SAFETY: lane i (i < len) reads bytes 4 * 0..4 of block i, inside `b` (blocks are at
+    // least 18 bytes); lanes past `len` are masked off and read nothing.
+    unsafe {
+        let offsets = _mm256_mullo_epi32(
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            _mm256_set1_epi32(stride),
+        );
+        _mm256_mmask_i32gather_epi32::<1>(
+            _mm256_setzero_si256(),
+            ((1u32 << len) - 1) as __mmask8,
+            offsets,
+            b.as_ptr().cast(),
+        )
+    }
+}
+
+/// Scale products of a chunk of `len` blocks, for pair types (Q4_1): lanes 0..8 of the
+/// result pair blocks 0..4 (d_w * d_x in lane 2i, m * s in lane 2i + 1), lanes 8..16 blocks
+/// 4..8. For the other types lane i of the first half is d_w * d_x of block i.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn chunk_products<W: Legacy>(hw: __m256i, hx: __m256i) -> [__m256; 2] {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        if W::PAIR {
+            // Each head is the f16 pair itself.
+            let lo = _mm256_mul_ps(
+                _mm256_cvtph_ps(_mm256_castsi256_si128(hw)),
+                _mm256_cvtph_ps(_mm256_castsi256_si128(hx)),
+            );
+            let hi = _mm256_mul_ps(
+                _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(hw)),
+                _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(hx)),
+            );
+            [lo, hi]
+        } else {
+            // The low word of each head is d.
+            let dw = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(hw));
+            let dx = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(hx));
+            [_mm256_mul_ps(dw, dx), _mm256_setzero_ps()]
+        }
+    }
+}
+
+/// Accumulators of the 32-element kernels for `N` rows.
+struct LegacyAcc<const N: usize> {
+    /// Block i of a row goes to accumulator i % 4: four FMA chains, so their latency does not
+    /// bound the rate.
+    acc: [[__m256; N]; 4],
+    /// Q4_1: the m * s products, in the odd lanes.
+    summs: [__m256; N],
+}
+
+/// The common shape of the 32-element kernels: one weight row against `N` activation rows.
+/// Per chunk of up to 8 blocks the scale products d_w * d_x (exact in f32: 11-bit mantissas)
+/// are formed at once; pair types (Q4_1) also get m * s in the odd lanes and sum those.
+/// Per block, `K::decode` runs once and `K::dot` once per row.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn legacy<const N: usize, K: Kernel32>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<K::W, K::X, N>(n / QK, w, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = LegacyAcc {
+            acc: [[_mm256_setzero_ps(); N]; 4],
+            summs: [_mm256_setzero_ps(); N],
+        };
+        // `vpermps` indices picking block i's scale product; hidden from the compiler,
+        // which would otherwise broadcast with two shuffles where one permute does.
+        let mut idx = [_mm256_setzero_si256(); CHUNK];
+        for (i, idx) in idx.iter_mut().enumerate() {
+            let lane = if K::W::PAIR { 2 * (i % 4) } else { i };
+            *idx = opaque_vec(_mm256_set1_epi32(lane as i32));
+        }
+        // Whole chunks (their length is a constant to the compiler), then the rest.
+        let full = w.len() / CHUNK * CHUNK;
+        let mut i0 = 0;
+        while i0 < full {
+            let mut xc: [&[K::X]; N] = [&[]; N];
+            for j in 0..N {
+                xc[j] = &xs[j][i0..i0 + CHUNK];
+            }
+            legacy_chunk::<N, K>(&w[i0..i0 + CHUNK], &xc, &idx, &mut acc);
+            i0 += CHUNK;
+        }
+        if full < w.len() {
+            let mut xc: [&[K::X]; N] = [&[]; N];
+            for j in 0..N {
+                xc[j] = &xs[j][full..];
+            }
+            legacy_chunk::<N, K>(&w[full..], &xc, &idx, &mut acc);
+        }
+        for j in 0..N {
+            let a4 = &acc.acc;
+            let mut a = _mm256_add_ps(
+                _mm256_add_ps(a4[0][j], a4[1][j]),
+                _mm256_add_ps(a4[2][j], a4[3][j]),
+            );
+            if K::HI16 {
+                a = _mm256_mul_ps(
+                    a,
+                    _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, 0.0625, 0.0625, 0.0625, 0.0625),
+                );
+            }
+            out[j] = hsum_f32(a);
+            if K::W::PAIR {
+                out[j] += hsum_f32(acc.summs[j]);
+            }
+        }
+    }
+}
+
+/// One chunk of [`legacy`]: `w` and every row of `xs` have the same length, at most 8.
+///
+/// # Safety
+/// As [`legacy`].
+#[inline(always)]
+unsafe fn legacy_chunk<const N: usize, K: Kernel32>(
+    w: &[K::W],
+    xs: &[&[K::X]; N],
+    idx: &[__m256i; CHUNK],
+    acc: &mut LegacyAcc<N>,
+) {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let len = w.len();
+        let hw = gather_heads(w, len);
+        let mut sc = [[_mm256_setzero_ps(); 2]; N];
+        for j in 0..N {
+            sc[j] = chunk_products::<K::W>(hw, gather_heads(xs[j], len));
+            if K::W::PAIR {
+                let odd = _mm256_add_ps(sc[j][0], sc[j][1]);
+                acc.summs[j] = _mm256_mask_add_ps(acc.summs[j], 0xAA, acc.summs[j], odd);
+            }
+        }
+        // Chunks hold a multiple of 4 blocks but the last, so block i uses accumulator i % 4.
+        let mut i = 0;
+        while i < len {
+            let [a0, a1, a2, a3] = &mut acc.acc;
+            legacy_block::<N, K>(w, xs, i, &sc, idx[i], a0);
+            if i + 1 < len {
+                legacy_block::<N, K>(w, xs, i + 1, &sc, idx[i + 1], a1);
+            }
+            if i + 2 < len {
+                legacy_block::<N, K>(w, xs, i + 2, &sc, idx[i + 2], a2);
+            }
+            if i + 3 < len {
+                legacy_block::<N, K>(w, xs, i + 3, &sc, idx[i + 3], a3);
+            }
+            i += 4;
+        }
+    }
+}
+
+/// Block `i` of a chunk into `acc`, for every row.
+///
+/// # Safety
+/// As [`legacy`].
+#[inline(always)]
+unsafe fn legacy_block<const N: usize, K: Kernel32>(
+    w: &[K::W],
+    xs: &[&[K::X]; N],
+    i: usize,
+    sc: &[[__m256; 2]; N],
+    idx: __m256i,
+    acc: &mut [__m256; N],
+) {
+    // SAFETY: the features are the caller's promise; 32 readable bytes per load.
+    unsafe {
+        // Block i's product is in lane i, or for pairs in lane 2i % 8 of half i / 4.
+        let half = if K::W::PAIR { i / 4 } else { 0 };
+        let q = K::decode::<N>(&w[i]);
+        for j in 0..N {
+            let y = _mm256_loadu_si256(xs[j][i].qs().as_ptr().cast());
+            let s = _mm256_cvtepi32_ps(K::dot::<N>(q, y));
+            let d = _mm256_permutevar8x32_ps(sc[j][half], idx);
+            acc[j] = _mm256_fmadd_ps(d, s, acc[j]);
+        }
+    }
+}
+
+/// Defines a 32-element kernel: a `Kernel32` impl and its `#[target_feature]` entry point.
+macro_rules! kernel32 {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $k:ident, $w:ty, $x:ty, hi16: $hi16:literal,
+        decode: |$a:ident| -> $d:ty $decode:block,
+        dot: |$q:ident, $y:ident| $dot:block $(,)?
+    ) => {
+        struct $k;
+
+        impl Kernel32 for $k {
+            type W = $w;
+            type X = $x;
+            type D = $d;
+            const HI16: bool = $hi16;
+
+            #[inline(always)]
+            unsafe fn decode<const N: usize>($a: &$w) -> $d {
+                // SAFETY: the features are the caller's promise.
+                unsafe { $decode }
+            }
+
+            #[inline(always)]
+            unsafe fn dot<const N: usize>($q: $d, $y: __m256i) -> __m256i {
+                // SAFETY: the features are the caller's promise.
+                unsafe { $dot }
+            }
+        }
+
+        $(#[$doc])*
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(super) fn $name<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+            // SAFETY: this function has the features.
+            unsafe { legacy::<N, $k>(n, w, x, out) }
+        }
+    };
+}
+
+kernel32!(
+    /// ggml's `ggml_vec_dot_q8_0_q8_0` with VNNI: |q| times y with q's sign. (Taking q + 128
+    /// unsigned and 128 * sum(y) off was measured slower.)
+    q8_0_q8_0, Q8_0Kernel, BlockQ8_0, BlockQ8_0, hi16: false,
+    decode: |a| -> (__m256i, __m256i) {
+        let q = _mm256_loadu_si256(a.qs.as_ptr().cast());
+        (q, _mm256_abs_epi8(q))
+    },
+    dot: |q, y| { dot_signed(q.1, q.0, y) },
+);
+
+kernel32!(
+    /// ggml's `ggml_vec_dot_q4_0_q8_0` with VNNI, on [`nibbles16`]. For one row the values
+    /// go into `vpdpbusd` unsigned and the offset (8 per low nibble, 128 per high one) times
+    /// y is taken off per lane; for several, the signed values are formed once and each row
+    /// costs a sign and a `vpdpbusd`. Both give the same lane sums.
+    q4_0_q8_0, Q4_0Kernel, BlockQ4_0, BlockQ8_0, hi16: true,
+    decode: |a| -> (__m256i, __m256i, __m256i) {
+        let u = nibbles16(&a.qs);
+        let q = _mm256_sub_epi8(u, nibble_offsets());
+        (u, q, _mm256_abs_epi8(q))
+    },
+    dot: |q, y| {
+        if N == 1 {
+            _mm256_sub_epi32(dot_u8_i8(q.0, y), dot_u8_i8(nibble_offsets(), y))
+        } else {
+            dot_signed(q.2, q.1, y)
+        }
+    },
+);
+
+kernel32!(
+    /// ggml's `ggml_vec_dot_q5_0_q8_0` with VNNI: the fifth bits (one per element in `qh`)
+    /// become a mask register. For one row the values 0..32 (the nibble, plus 16 where the
+    /// bit is set) go into `vpdpbusd` unsigned and 16 * sum(y) is taken off per lane; for
+    /// several, q - 16 is formed once (the nibble minus 16 where the bit is clear) and each
+    /// row costs a sign and a `vpdpbusd`.
+    q5_0_q8_0, Q5_0Kernel, BlockQ5_0, BlockQ8_0, hi16: false,
+    decode: |a| -> (__m256i, __m256i) {
+        let bits = u32::from_le_bytes(a.qh);
+        let nib = nibbles(&a.qs);
+        let sixteen = _mm256_set1_epi8(16);
+        if N == 1 {
+            (_mm256_mask_add_epi8(nib, bits, nib, sixteen), nib)
+        } else {
+            let q = _mm256_mask_sub_epi8(nib, !bits, nib, sixteen);
+            (q, _mm256_abs_epi8(q))
+        }
+    },
+    dot: |q, y| {
+        if N == 1 {
+            _mm256_sub_epi32(dot_u8_i8(q.0, y), dot_u8_i8(_mm256_set1_epi8(16), y))
+        } else {
+            dot_signed(q.1, q.0, y)
+        }
+    },
+);
+
+kernel32!(
+    /// ggml's `ggml_vec_dot_q4_1_q8_1` with VNNI, on [`nibbles16`]. Weights are d * q + m
+    /// and the activation block stores s = d_x * sum(y), so a block contributes
+    /// d_w * d_x * sum(q * y) + m * s; the values go into `vpdpbusd` unsigned as they are.
+    q4_1_q8_1, Q4_1Kernel, BlockQ4_1, BlockQ8_1, hi16: true,
+    decode: |a| -> __m256i { nibbles16(&a.qs) },
+    dot: |q, y| { dot_u8_i8(q, y) },
+);
+
+/// Sums of the 8 lanes of `a` and of `b`, in one reduction.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn hsum_i32_pair(a: __m256i, b: __m256i) -> (i32, i32) {
+    // [a01 a23 b01 b23 | a45 a67 b45 b67], then [a0-3 b0-3 .. | a4-7 b4-7 ..].
+    let h = _mm256_hadd_epi32(a, b);
+    let h = _mm256_hadd_epi32(h, h);
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    (_mm_cvtsi128_si32(s), _mm_extract_epi32::<1>(s))
+}
+
+/// The 16 lanes of `v` added pairwise into 8.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn fold512(v: __m512i) -> __m256i {
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
+}
+
+/// The 8 six-bit scales and 8 six-bit mins of a Q4_K/Q5_K block, as the bytes of two u64
+/// (the same values as `scales_mins_k4`, unpacked with word operations).
+#[inline(always)]
+fn scales_mins_k4_u64(q: &[u8; 12]) -> (u64, u64) {
+    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (a, b, c) = (w(0), w(1), w(2));
+    let sc_lo = a & 0x3F3F_3F3F;
+    let m_lo = b & 0x3F3F_3F3F;
+    let sc_hi = (c & 0x0F0F_0F0F) | ((a >> 2) & 0x3030_3030);
+    let m_hi = ((c >> 4) & 0x0F0F_0F0F) | ((b >> 2) & 0x3030_3030);
+    (
+        u64::from(sc_lo) | (u64::from(sc_hi) << 32),
+        u64::from(m_lo) | (u64::from(m_hi) << 32),
+    )
+}
+
+/// Word indices for `vpermw`: 16 copies of word `a`, then 16 of word `b`.
+const fn pair_index(a: i16, b: i16) -> [i16; 32] {
+    let mut idx = [a; 32];
+    let mut i = 16;
+    while i < 32 {
+        idx[i] = b;
+        i += 1;
+    }
+    idx
+}
+
+/// Word indices for `vpermw`: 8 copies each of words `g`, `g + 1`, `g + 2`, `g + 3`.
+const fn quad_index(g: i16) -> [i16; 32] {
+    let mut idx = [0; 32];
+    let mut i = 0;
+    while i < 32 {
+        idx[i] = g + (i / 8) as i16;
+        i += 1;
+    }
+    idx
+}
+
+/// Words 8..16 (the mins of a Q4_K/Q5_K block) each twice: one per 16-element bsum.
+const MINS_INDEX: [i16; 16] = [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15];
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn index512(idx: &[i16; 32]) -> __m512i {
+    ld512(bytemuck::cast_slice(idx))
+}
+
+/// Per-block state of a decoded Q4_K/Q5_K block shared by all activation rows.
+struct GroupsOf32 {
+    /// Values 0..32 as bytes; register c holds groups 2c (low half) and 2c + 1.
+    q: [__m512i; 4],
+    /// The i16 scale of each group, spread over the pair sums of that group in `q[c]`.
+    scales: [__m512i; 4],
+    /// The mins as i16, each twice (matching the 16 bsums of the activations).
+    mins: __m256i,
+}
+
+/// The integer part of a Q4_K/Q5_K block against one Q8_K block: (sum over groups of
+/// scale * sum(q * y), sum over groups of min * (its two bsums)), both exact.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn groups_of_32_dot(g: &GroupsOf32, b: &BlockQ8K) -> (i32, i32) {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = [_mm512_setzero_si512(); 2];
+        for c in 0..4 {
+            let p = _mm512_maddubs_epi16(g.q[c], ld512_i8(&b.qs[64 * c..]));
+            acc[c & 1] = _mm512_dpwssd_epi32(acc[c & 1], p, g.scales[c]);
+        }
+        let isum = fold512(_mm512_add_epi32(acc[0], acc[1]));
+        let bsums = ld256(bytemuck::cast_slice(&b.bsums));
+        hsum_i32_pair(isum, _mm256_madd_epi16(bsums, g.mins))
+    }
+}
+
+/// Scales and mins vectors of a Q4_K/Q5_K block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn k4_scales(scales: &[u8; 12]) -> ([__m512i; 4], __m256i) {
+    let (sc, m) = scales_mins_k4_u64(scales);
+    let sm = _mm256_cvtepu8_epi16(_mm_set_epi64x(m as i64, sc as i64));
+    let smz = _mm512_castsi256_si512(sm);
+    let idx = [
+        pair_index(0, 1),
+        pair_index(2, 3),
+        pair_index(4, 5),
+        pair_index(6, 7),
+    ];
+    let scales = [
+        _mm512_permutexvar_epi16(index512(&idx[0]), smz),
+        _mm512_permutexvar_epi16(index512(&idx[1]), smz),
+        _mm512_permutexvar_epi16(index512(&idx[2]), smz),
+        _mm512_permutexvar_epi16(index512(&idx[3]), smz),
+    ];
+    let mins = _mm256_permutexvar_epi16(ld256(bytemuck::cast_slice(&MINS_INDEX)), sm);
+    (scales, mins)
+}
+
+/// Shared tail of Q4_K and Q5_K: the scalar kernel's float expression per block and row.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn groups_of_32_rows<const N: usize>(
+    g: &GroupsOf32,
+    (ad, amin): (f32, f32),
+    xs: &[&[BlockQ8K]; N],
+    i: usize,
+    sumf: &mut [f32; N],
+) {
+    for j in 0..N {
+        let b = &xs[j][i];
+        // SAFETY: the features are the caller's promise.
+        let (isum, summs) = unsafe { groups_of_32_dot(g, b) };
+        let bd = f32::from_le_bytes(b.d);
+        let d = bd * ad;
+        let dmin = bd * amin;
+        sumf[j] += d * isum as f32 - dmin * summs as f32;
+    }
+}
+
+/// Shift counts that move the high nibbles of the upper 256 bits down.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn hi_half_by_4() -> __m512i {
+    _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)
+}
+
+/// ggml's `ggml_vec_dot_q4_K_q8_K`; bit-identical to the scalar kernel.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
+    let low4 = _mm512_set1_epi8(0x0F);
+    let shift = hi_half_by_4();
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        let (scales, mins) = k4_scales(&a.scales);
+        // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
+        let mut q = [_mm512_setzero_si512(); 4];
+        for (c, q) in q.iter_mut().enumerate() {
+            let both = ld256_twice(&a.qs[32 * c..]);
+            *q = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
+        }
+        let g = GroupsOf32 { q, scales, mins };
+        // SAFETY: this function has the features.
+        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf) };
+    }
+    *out = sumf;
+}
+
+/// ggml's `ggml_vec_dot_q5_K_q8_K`; bit-identical to the scalar kernel. The fifth bit of the
+/// elements of group g is bit g of `qh`; a per-qword rotation brings bits 2c and 2c + 1 to
+/// bit 4 of their bytes, and a ternary-logic op merges it into the nibble.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
+    let low4 = _mm512_set1_epi8(0x0F);
+    let bit4 = _mm512_set1_epi8(0x10);
+    let shift = hi_half_by_4();
+    // Rotate-left counts (mod 64) taking bit 2c to 4 in the low half, bit 2c + 1 in the high.
+    let rots = [
+        _mm512_set_epi64(3, 3, 3, 3, 4, 4, 4, 4),
+        _mm512_set_epi64(1, 1, 1, 1, 2, 2, 2, 2),
+        _mm512_set_epi64(63, 63, 63, 63, 0, 0, 0, 0),
+        _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
+    ];
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        let (scales, mins) = k4_scales(&a.scales);
+        let qh = ld256_twice(&a.qh);
+        let mut q = [_mm512_setzero_si512(); 4];
+        for (c, q) in q.iter_mut().enumerate() {
+            let both = ld256_twice(&a.qs[32 * c..]);
+            let nib = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
+            // nib | (rotated qh & 0x10)
+            *q = _mm512_ternarylogic_epi32::<0xF8>(nib, _mm512_rolv_epi64(qh, rots[c]), bit4);
+        }
+        let g = GroupsOf32 { q, scales, mins };
+        // SAFETY: this function has the features.
+        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf) };
+    }
+    *out = sumf;
+}
+
+/// ggml's `ggml_vec_dot_q6_K_q8_K`; bit-identical to the scalar kernel. Values are summed
+/// unsigned (0..64) and 32 * scale * bsum taken off per group of 16, folded into the same
+/// integer sum with one more `vpdpwssd`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ6K, BlockQ8K, N>(n / QK_K, w, x);
+    let low4 = _mm512_set1_epi8(0x0F);
+    let bits45 = _mm512_set1_epi8(0x30);
+    let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
+    let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        // SAFETY: 16 readable bytes, unaligned load.
+        let sc8 = unsafe { _mm_loadu_si128(a.scales.as_ptr().cast()) };
+        let sc16 = _mm256_cvtepi8_epi16(sc8);
+        let scz = _mm512_castsi256_si512(sc16);
+        let neg32 = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16::<5>(sc16));
+        // Half h: 64 bytes of ql (quarters 0, 1 in the low nibbles, 2, 3 in the high) and 32
+        // of qh (bits 2k, 2k + 1 for quarter k). Register 2h + p holds quarters 2p, 2p + 1.
+        let mut q = [_mm512_setzero_si512(); 4];
+        for h in 0..2 {
+            let ql = ld512(&a.ql[64 * h..]);
+            let qh = ld256_twice(&a.qh[32 * h..]);
+            let lo = _mm512_and_si512(ql, low4);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low4);
+            // lo | (qh << 4 or 2) & 0x30, hi | (qh >> 0 or 2) & 0x30
+            q[2 * h] = _mm512_ternarylogic_epi32::<0xF8>(lo, _mm512_sllv_epi64(qh, up), bits45);
+            q[2 * h + 1] =
+                _mm512_ternarylogic_epi32::<0xF8>(hi, _mm512_srlv_epi64(qh, down), bits45);
+        }
+        let scales = [
+            _mm512_permutexvar_epi16(index512(&idx[0]), scz),
+            _mm512_permutexvar_epi16(index512(&idx[1]), scz),
+            _mm512_permutexvar_epi16(index512(&idx[2]), scz),
+            _mm512_permutexvar_epi16(index512(&idx[3]), scz),
+        ];
+        let ad = f16_pair(a.d, [0, 0]).0;
+        for j in 0..N {
+            let b = &xs[j][i];
+            let mut acc = [_mm512_setzero_si512(); 2];
+            for r in 0..4 {
+                let p = _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
+                acc[r & 1] = _mm512_dpwssd_epi32(acc[r & 1], p, scales[r]);
+            }
+            let acc = fold512(_mm512_add_epi32(acc[0], acc[1]));
+            let bsums = ld256(bytemuck::cast_slice(&b.bsums));
+            let acc = _mm256_dpwssd_epi32(acc, bsums, neg32);
+            let isum = hsum_i32_pair(acc, _mm256_setzero_si256()).0;
+            sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
+        }
+    }
+    *out = sumf;
+}
+
+/// F16 x F16 in 16-lane f32: two accumulators per row over 32 elements, then a masked tail.
+/// Not the scalar kernel's f64 sum, so it differs from it in the last bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn f16_f16<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let row = 2 * n;
+    let xs: [&[u8]; N] = core::array::from_fn(|j| x.get(j * row..).unwrap_or(&[]));
+    let n = xs
+        .iter()
+        .fold(n.min(w.len() / 2), |m, r| m.min(r.len() / 2));
+    let mut acc = [[_mm512_setzero_ps(); 2]; N];
+    let main = n / 32 * 32;
+    let cvt = |s: &[u8]| _mm512_cvtph_ps(ld256(s));
+    for e in (0..main).step_by(32) {
+        let w0 = cvt(&w[2 * e..]);
+        let w1 = cvt(&w[2 * e + 32..]);
+        for j in 0..N {
+            acc[j][0] = _mm512_fmadd_ps(w0, cvt(&xs[j][2 * e..]), acc[j][0]);
+            acc[j][1] = _mm512_fmadd_ps(w1, cvt(&xs[j][2 * e + 32..]), acc[j][1]);
+        }
+    }
+    let rem = n - main;
+    if rem > 0 {
+        // Masked loads of the last rem (< 32) elements; masked-off lanes read nothing.
+        let part = |s: &[u8], off: usize| {
+            let s = &s[2 * (main + off)..2 * n];
+            let k = ((1u32 << (s.len() / 2).min(16)) - 1) as __mmask16;
+            // SAFETY: lane l is read only if bit l of k is set, and those lanes lie in `s`.
+            _mm512_cvtph_ps(unsafe { _mm256_maskz_loadu_epi16(k, s.as_ptr().cast()) })
+        };
+        let w0 = part(w, 0);
+        for j in 0..N {
+            acc[j][0] = _mm512_fmadd_ps(w0, part(xs[j], 0), acc[j][0]);
+        }
+        if rem > 16 {
+            let w1 = part(w, 16);
+            for j in 0..N {
+                acc[j][1] = _mm512_fmadd_ps(w1, part(xs[j], 16), acc[j][1]);
+            }
+        }
+    }
+    for j in 0..N {
+        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]));
+    }
+}

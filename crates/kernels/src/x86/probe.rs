@@ -1,0 +1,310 @@
+//! Running a kernel table once before trusting it.
+//!
+//! CPUID and the OS's XSAVE state can claim an instruction set that still faults: virtual
+//! machines pass through flags whose state they do not manage (this machine lists AMX, and AMX
+//! instructions fault). So before a SIMD table is used, a forked child runs every kernel of
+//! it on a small fixed input and compares the results with the scalar kernels; a fault (the
+//! child dies of SIGILL) or a wrong result keeps the table out.
+//!
+//! Everything the child touches is allocated before `fork`; the child only computes and
+//! leaves with `_exit`, so it takes no lock another thread of the parent might have held.
+
+use crate::dispatch::Kernels;
+use crate::{GgmlType, dequantize_row, quantize_row, vec_dot_type};
+
+/// The weight types the probe runs (every type with a SIMD kernel in some table).
+const TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// Activation rows per case: enough for the four-token kernels.
+const ROWS: usize = 4;
+
+/// One weight row against [`ROWS`] activation rows, with the scalar results.
+struct Case {
+    ty: GgmlType,
+    n: usize,
+    w: Vec<u8>,
+    /// ROWS rows of `vec_dot_type(ty)`, back to back.
+    x: Vec<u8>,
+    x_row: usize,
+    want: [f32; ROWS],
+    /// Allowed |got - want|: 0 for the K-quants (bit-identical by design), else a small
+    /// multiple of f32 rounding at the scale of sum |w_i x_i|.
+    tol: [f32; ROWS],
+}
+
+/// A small deterministic generator (xorshift64*): the probe must not depend on a seed file
+/// or an RNG crate.
+struct Bits(u64);
+
+impl Bits {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// Byte offsets of the f16 scale fields in a block, which random bytes could make inf/NaN.
+fn f16_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+fn exact(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K
+    )
+}
+
+impl Case {
+    /// `None` only if a shape is inconsistent, which would be a bug here; the probe then
+    /// fails closed.
+    fn new(ty: GgmlType, bits: &mut Bits) -> Option<Case> {
+        // Two K-quant blocks; the float rows get a length with a ragged SIMD tail.
+        let n = if ty.block_size() == 1 { 517 } else { 512 };
+        let w_bytes = usize::try_from(ty.row_bytes(n as u64)?).ok()?;
+        let w = if ty.block_size() == 1 {
+            let f: Vec<f32> = (0..n).map(|_| bits.unit()).collect();
+            let mut w = vec![0u8; w_bytes];
+            quantize_row(ty, &f, &mut w).ok()?;
+            w
+        } else {
+            let mut w: Vec<u8> = (0..w_bytes).map(|_| bits.next() as u8).collect();
+            for block in w.chunks_exact_mut(ty.type_size()) {
+                for &off in f16_fields(ty) {
+                    let v = half::f16::from_f32(0.05 * bits.unit());
+                    block[off..off + 2].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            w
+        };
+        let mut wd = vec![0f32; n];
+        dequantize_row(ty, &w, &mut wd).ok()?;
+        let vdt = vec_dot_type(ty);
+        let x_row = usize::try_from(vdt.row_bytes(n as u64)?).ok()?;
+        let mut x = vec![0u8; ROWS * x_row];
+        let mut want = [0f32; ROWS];
+        let mut tol = [0f32; ROWS];
+        let scalar = Kernels::scalar();
+        for r in 0..ROWS {
+            let f: Vec<f32> = (0..n).map(|_| 3.0 * bits.unit()).collect();
+            let xr = &mut x[r * x_row..(r + 1) * x_row];
+            quantize_row(vdt, &f, xr).ok()?;
+            want[r] = scalar.vec_dot(ty, n, &w, xr);
+            if !exact(ty) {
+                let mut xd = vec![0f32; n];
+                dequantize_row(vdt, xr, &mut xd).ok()?;
+                let scale: f32 = wd.iter().zip(&xd).map(|(a, b)| (a * b).abs()).sum();
+                tol[r] = 1e-4 * scale + 1e-30;
+            }
+        }
+        Some(Case {
+            ty,
+            n,
+            w,
+            x,
+            x_row,
+            want,
+            tol,
+        })
+    }
+
+    /// Runs `table` on the case: every row through `vec_dot` within the tolerance of scalar,
+    /// and the four-token kernel (if any) bit-identical to `vec_dot`. Never panics or
+    /// allocates (it runs in the forked child).
+    fn check(&self, table: &Kernels) -> bool {
+        let dot = table.vec_dot_fn(self.ty);
+        let mut got = [0f32; ROWS];
+        for (r, g) in got.iter_mut().enumerate() {
+            let Some(xr) = self.x.get(r * self.x_row..(r + 1) * self.x_row) else {
+                return false;
+            };
+            *g = dot(self.n, &self.w, xr);
+            let (want, tol) = (self.want[r], self.tol[r]);
+            let ok = if tol == 0.0 {
+                g.to_bits() == want.to_bits()
+            } else {
+                (*g - want).abs() <= tol
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if let Some(x4) = table.vec_dot_x4_fn(self.ty) {
+            let mut four = [0f32; ROWS];
+            x4(self.n, &self.w, &self.x, &mut four);
+            if four
+                .iter()
+                .zip(&got)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Whether every kernel of `table` runs and agrees with scalar, tried in a child process.
+#[cfg(unix)]
+pub(super) fn passes(table: &Kernels) -> bool {
+    let mut bits = Bits(0x9E37_79B9_7F4A_7C15);
+    let Some(cases) = TYPES
+        .iter()
+        .map(|&ty| Case::new(ty, &mut bits))
+        .collect::<Option<Vec<Case>>>()
+    else {
+        return false;
+    };
+    // SAFETY: fork has no memory-safety preconditions; the child below only calls
+    // async-signal-safe functions besides the kernels, which are plain computation on
+    // memory allocated before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        child(table, &cases);
+    }
+    if pid < 0 {
+        return false;
+    }
+    wait_ok(pid)
+}
+
+/// On other systems there is no cheap way to survive a fault: trust the CPU's report.
+#[cfg(not(unix))]
+pub(super) fn passes(_table: &Kernels) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn child(table: &Kernels, cases: &[Case]) -> ! {
+    // SAFETY: setrlimit, signal and _exit are async-signal-safe. No core file for an
+    // expected SIGILL, and default actions for the faults in case the parent handles them.
+    unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        for sig in [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let ok = cases.iter().all(|c| c.check(table));
+    // SAFETY: _exit ends the child without running the parent's atexit handlers or
+    // flushing its copied stdio buffers.
+    unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+}
+
+/// Waits for the child (at most a few seconds: the probe takes well under a millisecond) and
+/// reports whether it exited with 0.
+#[cfg(unix)]
+fn wait_ok(pid: libc::pid_t) -> bool {
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: plain syscall on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(5) {
+            // SAFETY: plain syscalls on our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::dispatch::VecDotX4Fn;
+    use crate::scalar;
+
+    /// A kernel whose instruction does not exist, like AMX on this machine.
+    fn faulting(_: usize, _: &[u8], _: &[u8]) -> f32 {
+        // SAFETY: ud2 raises SIGILL; only ever run in the probe's child.
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+        0.0
+    }
+
+    fn off_by_one(n: usize, w: &[u8], x: &[u8]) -> f32 {
+        scalar::vec_dot_q4_0_q8_0(n, w, x) + 1.0
+    }
+
+    /// A four-token kernel that is close to the single one but not bit-identical.
+    fn sloppy_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
+        (ty == GgmlType::Q8_0).then_some(|n, w, x, out: &mut [f32; 4]| {
+            let row = x.len() / 4;
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = scalar::vec_dot_q8_0_q8_0(n, w, &x[j * row..(j + 1) * row]) * (1.0 + 1e-7);
+            }
+        })
+    }
+
+    #[test]
+    fn the_scalar_table_passes() {
+        assert!(passes(Kernels::scalar()));
+    }
+
+    #[test]
+    fn a_faulting_kernel_fails_and_the_parent_survives() {
+        let table = Kernels {
+            q4_k: faulting,
+            ..*Kernels::scalar()
+        };
+        assert!(!passes(&table));
+    }
+
+    #[test]
+    fn a_wrong_result_fails() {
+        let table = Kernels {
+            q4_0: off_by_one,
+            ..*Kernels::scalar()
+        };
+        assert!(!passes(&table));
+    }
+
+    #[test]
+    fn a_four_token_kernel_that_is_not_bit_identical_fails() {
+        let table = Kernels {
+            x4: sloppy_x4,
+            ..*Kernels::scalar()
+        };
+        assert!(!passes(&table));
+    }
+}

@@ -565,23 +565,51 @@ struct GroupsOf32 {
     mins: __m256i,
 }
 
-/// The integer part of a Q4_K/Q5_K block against one Q8_K block: (sum over groups of
-/// scale * sum(q * y), sum over groups of min * (its two bsums)), both exact.
+/// The integer part of a Q4_K/Q5_K block against one Q8_K block as two vectors of 8 i32
+/// lanes: the lanes of sum over groups of scale * sum(q * y), and those of sum over groups of
+/// min * (its two bsums). Their lane sums are exact.
 ///
 /// # Safety
 /// The CPU must have the features of this module.
 #[inline(always)]
-unsafe fn groups_of_32_dot(g: &GroupsOf32, b: &BlockQ8K) -> (i32, i32) {
+unsafe fn groups_of_32_lanes(g: &GroupsOf32, b: &BlockQ8K) -> (__m256i, __m256i) {
     // SAFETY: the features are the caller's promise.
     unsafe {
-        let mut acc = [_mm512_setzero_si512(); 2];
+        // One chain: its latency is hidden by the other rows' chains (or the next block's).
+        let mut acc = _mm512_setzero_si512();
         for c in 0..4 {
             let p = _mm512_maddubs_epi16(g.q[c], ld512_i8(&b.qs[64 * c..]));
-            acc[c & 1] = _mm512_dpwssd_epi32(acc[c & 1], p, g.scales[c]);
+            acc = _mm512_dpwssd_epi32(acc, p, g.scales[c]);
         }
-        let isum = fold512(_mm512_add_epi32(acc[0], acc[1]));
+        let isum = fold512(acc);
         let bsums = ld256(bytemuck::cast_slice(&b.bsums));
-        hsum_i32_pair(isum, _mm256_madd_epi16(bsums, g.mins))
+        (isum, _mm256_madd_epi16(bsums, g.mins))
+    }
+}
+
+/// The lane sums of four pairs of 8-lane vectors, `v[j] = (a, b)`, in one reduction:
+/// `[sum a0, sum b0, sum a1, sum b1 | sum a2, sum b2, sum a3, sum b3]`.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn hsum_4x2(v: &[(__m256i, __m256i); 4]) -> __m256i {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        // h_j = [a01 a23 b01 b23 | a45 a67 b45 b67] of pair j, then
+        // g0 = [a0 b0 a1 b1 partial sums of lanes 0..4 | the same of lanes 4..8].
+        let g0 = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(v[0].0, v[0].1),
+            _mm256_hadd_epi32(v[1].0, v[1].1),
+        );
+        let g1 = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(v[2].0, v[2].1),
+            _mm256_hadd_epi32(v[3].0, v[3].1),
+        );
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(g0, g1),
+            _mm256_permute2x128_si256::<0x31>(g0, g1),
+        )
     }
 }
 
@@ -608,7 +636,10 @@ fn k4_scales(scales: &[u8; 12]) -> ([__m512i; 4], __m256i) {
     (scales, mins)
 }
 
-/// Shared tail of Q4_K and Q5_K: the scalar kernel's float expression per block and row.
+/// Shared tail of Q4_K and Q5_K: the scalar kernel's float expression per block and row,
+/// `sumf += d * isum as f32 - dmin * summs as f32` with d = d_x * d_w and dmin = d_x * dmin_w.
+/// For four rows the eight integer sums come out of one reduction and the expression runs in
+/// the even lanes of `sum4` (the same f32 operations, lane by lane).
 ///
 /// # Safety
 /// The CPU must have the features of this module.
@@ -619,15 +650,51 @@ unsafe fn groups_of_32_rows<const N: usize>(
     xs: &[&[BlockQ8K]; N],
     i: usize,
     sumf: &mut [f32; N],
+    sum4: &mut __m256,
 ) {
-    for j in 0..N {
-        let b = &xs[j][i];
-        // SAFETY: the features are the caller's promise.
-        let (isum, summs) = unsafe { groups_of_32_dot(g, b) };
-        let bd = f32::from_le_bytes(b.d);
-        let d = bd * ad;
-        let dmin = bd * amin;
-        sumf[j] += d * isum as f32 - dmin * summs as f32;
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        if N == 4 {
+            let mut v = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+            for (v, x) in v.iter_mut().zip(xs) {
+                *v = groups_of_32_lanes(g, &x[i]);
+            }
+            let sums = _mm256_cvtepi32_ps(hsum_4x2(&v));
+            let bd = |j: usize| f32::from_le_bytes(xs[j][i].d);
+            let (b0, b1, b2, b3) = (bd(0), bd(1), bd(2), bd(3));
+            let bd = _mm256_setr_ps(b0, b0, b1, b1, b2, b2, b3, b3);
+            let dd = _mm256_mul_ps(bd, _mm256_setr_ps(ad, amin, ad, amin, ad, amin, ad, amin));
+            let p = _mm256_mul_ps(dd, sums);
+            *sum4 = _mm256_add_ps(*sum4, _mm256_sub_ps(p, _mm256_movehdup_ps(p)));
+        } else {
+            for j in 0..N {
+                let b = &xs[j][i];
+                let (isum, summs) = groups_of_32_lanes(g, b);
+                let (isum, summs) = hsum_i32_pair(isum, summs);
+                let bd = f32::from_le_bytes(b.d);
+                let d = bd * ad;
+                let dmin = bd * amin;
+                sumf[j] += d * isum as f32 - dmin * summs as f32;
+            }
+        }
+    }
+}
+
+/// The results of [`groups_of_32_rows`]: `sumf`, or for four rows the even lanes of `sum4`.
+///
+/// # Safety
+/// The CPU must have the features of this module.
+#[inline(always)]
+unsafe fn groups_of_32_out<const N: usize>(sumf: [f32; N], sum4: __m256, out: &mut [f32; N]) {
+    if N == 4 {
+        let mut lanes = [0f32; 8];
+        // SAFETY: 8 writable f32; the features are the caller's promise.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum4) };
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = lanes[2 * j];
+        }
+    } else {
+        *out = sumf;
     }
 }
 
@@ -645,6 +712,7 @@ pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
     let low4 = _mm512_set1_epi8(0x0F);
     let shift = hi_half_by_4();
     let mut sumf = [0f32; N];
+    let mut sum4 = _mm256_setzero_ps();
     for (i, a) in w.iter().enumerate() {
         let (scales, mins) = k4_scales(&a.scales);
         // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
@@ -655,9 +723,10 @@ pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
         }
         let g = GroupsOf32 { q, scales, mins };
         // SAFETY: this function has the features.
-        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf) };
+        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf, &mut sum4) };
     }
-    *out = sumf;
+    // SAFETY: this function has the features.
+    unsafe { groups_of_32_out(sumf, sum4, out) };
 }
 
 /// ggml's `ggml_vec_dot_q5_K_q8_K`; bit-identical to the scalar kernel. The fifth bit of the
@@ -677,6 +746,7 @@ pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
         _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
     ];
     let mut sumf = [0f32; N];
+    let mut sum4 = _mm256_setzero_ps();
     for (i, a) in w.iter().enumerate() {
         let (scales, mins) = k4_scales(&a.scales);
         let qh = ld256_twice(&a.qh);
@@ -689,9 +759,10 @@ pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
         }
         let g = GroupsOf32 { q, scales, mins };
         // SAFETY: this function has the features.
-        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf) };
+        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf, &mut sum4) };
     }
-    *out = sumf;
+    // SAFETY: this function has the features.
+    unsafe { groups_of_32_out(sumf, sum4, out) };
 }
 
 /// ggml's `ggml_vec_dot_q6_K_q8_K`; bit-identical to the scalar kernel. Values are summed
@@ -706,6 +777,7 @@ pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
     let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
     let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
     let mut sumf = [0f32; N];
+    let mut sum4 = _mm_setzero_ps();
     for (i, a) in w.iter().enumerate() {
         // SAFETY: 16 readable bytes, unaligned load.
         let sc8 = unsafe { _mm_loadu_si128(a.scales.as_ptr().cast()) };
@@ -732,21 +804,43 @@ pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
             _mm512_permutexvar_epi16(index512(&idx[3]), scz),
         ];
         let ad = f16_pair(a.d, [0, 0]).0;
-        for j in 0..N {
-            let b = &xs[j][i];
-            let mut acc = [_mm512_setzero_si512(); 2];
+        let mut lanes = [_mm256_setzero_si256(); N];
+        for (l, x) in lanes.iter_mut().zip(&xs) {
+            let b = &x[i];
+            let mut acc = _mm512_setzero_si512();
             for r in 0..4 {
                 let p = _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
-                acc[r & 1] = _mm512_dpwssd_epi32(acc[r & 1], p, scales[r]);
+                acc = _mm512_dpwssd_epi32(acc, p, scales[r]);
             }
-            let acc = fold512(_mm512_add_epi32(acc[0], acc[1]));
+            let acc = fold512(acc);
             let bsums = ld256(bytemuck::cast_slice(&b.bsums));
-            let acc = _mm256_dpwssd_epi32(acc, bsums, neg32);
-            let isum = hsum_i32_pair(acc, _mm256_setzero_si256()).0;
-            sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
+            *l = _mm256_dpwssd_epi32(acc, bsums, neg32);
+        }
+        // sumf += (d_w * d_x) * isum as f32, per row; for four rows in the lanes of sum4
+        // after one reduction of the four integer sums.
+        if N == 4 {
+            let h0 = _mm256_hadd_epi32(lanes[0], lanes[1]);
+            let h1 = _mm256_hadd_epi32(lanes[2], lanes[3]);
+            let g = _mm256_hadd_epi32(h0, h1);
+            let isum = _mm_add_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256::<1>(g));
+            let bd = |j: usize| f32::from_le_bytes(xs[j][i].d);
+            let d = _mm_mul_ps(_mm_set1_ps(ad), _mm_setr_ps(bd(0), bd(1), bd(2), bd(3)));
+            sum4 = _mm_add_ps(sum4, _mm_mul_ps(d, _mm_cvtepi32_ps(isum)));
+        } else {
+            for j in 0..N {
+                let isum = hsum_i32_pair(lanes[j], _mm256_setzero_si256()).0;
+                sumf[j] += (ad * f32::from_le_bytes(xs[j][i].d)) * isum as f32;
+            }
         }
     }
-    *out = sumf;
+    if N == 4 {
+        let mut l = [0f32; 4];
+        // SAFETY: 4 writable f32.
+        unsafe { _mm_storeu_ps(l.as_mut_ptr(), sum4) };
+        out.copy_from_slice(&l[..N]);
+    } else {
+        *out = sumf;
+    }
 }
 
 /// F16 x F16 in 16-lane f32: two accumulators per row over 32 elements, then a masked tail.

@@ -3,7 +3,14 @@
 //! and the matrix-vector product the model runs on.
 //!
 //! Layout follows ggml's CPU backend: [`scalar`] holds the `_generic` reference kernels,
-//! `x86` the `#[target_feature]` ones, [`dispatch`] the per-type table, [`ops`] the matmul.
+//! `x86` the `#[target_feature]` ones (AVX2 and AVX-512 tables, each with four-token kernels
+//! for prompt processing), [`dispatch`] the per-type table, [`ops`] the matmul.
+//!
+//! The table is chosen once per process: the best instruction set the CPU reports (CPUID and
+//! the OS's XSAVE state) whose table also passes a probe run in a forked child, so a flag the
+//! machine lists but cannot execute costs a fallback, not a crash. `LINGQIAO_ISA=avx512|avx2|
+//! scalar` caps the choice and `LINGQIAO_FORCE_SCALAR=1` forces the reference kernels;
+//! [`isa`] reports the pick.
 
 pub mod attn;
 pub mod blocks;

@@ -183,17 +183,38 @@ pub(super) fn passes(table: &Kernels) -> bool {
     else {
         return false;
     };
+    // The child reports on a pipe rather than by exit status: that works even where the
+    // process ignores SIGCHLD (children are then reaped at once and waitpid cannot see them).
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
+    }
+    let (read_end, write_end) = (fds[0], fds[1]);
     // SAFETY: fork has no memory-safety preconditions; the child below only calls
     // async-signal-safe functions besides the kernels, which are plain computation on
     // memory allocated before the fork.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        child(table, &cases);
+        child(table, &cases, write_end);
     }
-    if pid < 0 {
-        return false;
+    // SAFETY: our own descriptor; the child has its copy.
+    unsafe { libc::close(write_end) };
+    let ok = pid > 0 && read_verdict(read_end);
+    // SAFETY: plain syscalls on our own child and descriptor. The child has exited or been
+    // killed by now; waitpid reaps it (and fails harmlessly if it was reaped already).
+    unsafe {
+        if pid > 0 {
+            libc::kill(pid, libc::SIGKILL);
+            let mut status = 0;
+            while libc::waitpid(pid, &mut status, 0) < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+            }
+        }
+        libc::close(read_end);
     }
-    wait_ok(pid)
+    ok
 }
 
 /// On other systems there is no cheap way to survive a fault: trust the CPU's report.
@@ -202,9 +223,12 @@ pub(super) fn passes(_table: &Kernels) -> bool {
     true
 }
 
+/// What the child wrote on the pipe: a verdict byte, or nothing if it died first.
+const PASSED: u8 = b'1';
+
 #[cfg(unix)]
-fn child(table: &Kernels, cases: &[Case]) -> ! {
-    // SAFETY: setrlimit, signal and _exit are async-signal-safe. No core file for an
+fn child(table: &Kernels, cases: &[Case], report: libc::c_int) -> ! {
+    // SAFETY: setrlimit, signal, write and _exit are async-signal-safe. No core file for an
     // expected SIGILL, and default actions for the faults in case the parent handles them.
     unsafe {
         let none = libc::rlimit {
@@ -216,36 +240,52 @@ fn child(table: &Kernels, cases: &[Case]) -> ! {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
-    let ok = cases.iter().all(|c| c.check(table));
-    // SAFETY: _exit ends the child without running the parent's atexit handlers or
-    // flushing its copied stdio buffers.
-    unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+    let verdict = if cases.iter().all(|c| c.check(table)) {
+        PASSED
+    } else {
+        b'0'
+    };
+    // SAFETY: one byte from a local; _exit ends the child without running the parent's
+    // atexit handlers or flushing its copied stdio buffers.
+    unsafe {
+        libc::write(report, (&verdict as *const u8).cast(), 1);
+        libc::_exit(0)
+    }
 }
 
-/// Waits for the child (at most a few seconds: the probe takes well under a millisecond) and
-/// reports whether it exited with 0.
+/// Reads the child's verdict from `fd`, waiting at most a few seconds (the probe takes well
+/// under a millisecond). End of file (the child died) or a timeout count as failure.
 #[cfg(unix)]
-fn wait_ok(pid: libc::pid_t) -> bool {
-    let start = std::time::Instant::now();
-    let mut status = 0;
+fn read_verdict(fd: libc::c_int) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        // SAFETY: plain syscall on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-        }
-        if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
             return false;
         }
-        if start.elapsed() > std::time::Duration::from_secs(5) {
-            // SAFETY: plain syscalls on our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as libc::c_int) };
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
             return false;
         }
-        std::thread::sleep(std::time::Duration::from_micros(100));
+        if r == 0 {
+            return false;
+        }
+        let mut byte = 0u8;
+        // SAFETY: one writable byte.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return n == 1 && byte == PASSED;
     }
 }
 
@@ -288,6 +328,24 @@ mod tests {
             ..*Kernels::scalar()
         };
         assert!(!passes(&table));
+    }
+
+    #[test]
+    fn the_verdict_arrives_when_sigchld_is_ignored() {
+        // With SIGCHLD ignored, children are reaped at once and waitpid cannot report how
+        // they ended; the verdict comes on the pipe instead.
+        let faulty = Kernels {
+            q4_k: faulting,
+            ..*Kernels::scalar()
+        };
+        // SAFETY: changes this test process's SIGCHLD disposition, restored below; the
+        // other tests of this binary do not depend on it.
+        let old = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        let (good, bad) = (passes(Kernels::scalar()), passes(&faulty));
+        // SAFETY: as above.
+        unsafe { libc::signal(libc::SIGCHLD, old) };
+        assert!(good);
+        assert!(!bad);
     }
 
     #[test]

@@ -17,3 +17,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 
 echo "== tests"
 cargo test --release --workspace
+
+# The default run above uses the best kernels this CPU has (AVX-512 here). The agreement
+# with llama.cpp must also hold on the other kernel tables: AVX2, and the scalar reference.
+echo "== golden tests on the AVX2 and scalar kernels (default run: $(./target/release/lingqiao run -m smollm2 -p hi -n 1 --temp 0 2>&1 >/dev/null | grep -o 'kernels: [a-z0-9]*'))"
+LINGQIAO_ISA=avx2 cargo test --release -p lingqiao-model --test golden_llamacpp --test qwen3_tiny
+LINGQIAO_FORCE_SCALAR=1 cargo test --release -p lingqiao-model --test golden_llamacpp --test qwen3_tiny

@@ -11,8 +11,7 @@
 //! work, and nearly all of their work (VNNI's `vpdpbusd`, conversions, FMAs) runs on ports 0
 //! and 1. What they save over AVX2 is per block: one `vpdpbusd` instead of `vpmaddubsw` +
 //! `vpmaddwd`, the two f16 scales of eight blocks read with one gather each and converted
-//! and multiplied together, nibbles split without a shift ([`nibbles16`]), and four
-//! accumulators per row so FMA latency does not bound the rate. They differ from the scalar
+//! and multiplied together, and nibbles split without a shift ([`nibbles16`]). They differ from the scalar
 //! kernels in the last bits (f32 accumulation order), as the AVX2 ones do.
 //!
 //! The K-quants work on 64 elements per 512-bit register (512-bit multiplies issue on two
@@ -248,9 +247,11 @@ unsafe fn chunk_products<W: Legacy>(hw: __m256i, hx: __m256i) -> [__m256; 2] {
 
 /// Accumulators of the 32-element kernels for `N` rows.
 struct LegacyAcc<const N: usize> {
-    /// Block i of a row goes to accumulator i % 4: four FMA chains, so their latency does not
-    /// bound the rate.
-    acc: [[__m256; N]; 4],
+    /// Blocks at even and odd positions go to separate accumulators: two FMA chains per row
+    /// (for one row their latency is about the time per block; four rows would not fit the
+    /// registers with more).
+    even: [__m256; N],
+    odd: [__m256; N],
     /// Q4_1: the m * s products, in the odd lanes.
     summs: [__m256; N],
 }
@@ -268,7 +269,8 @@ unsafe fn legacy<const N: usize, K: Kernel32>(n: usize, w: &[u8], x: &[u8], out:
     // SAFETY: the features are the caller's promise.
     unsafe {
         let mut acc = LegacyAcc {
-            acc: [[_mm256_setzero_ps(); N]; 4],
+            even: [_mm256_setzero_ps(); N],
+            odd: [_mm256_setzero_ps(); N],
             summs: [_mm256_setzero_ps(); N],
         };
         // `vpermps` indices picking block i's scale product; hidden from the compiler,
@@ -296,21 +298,17 @@ unsafe fn legacy<const N: usize, K: Kernel32>(n: usize, w: &[u8], x: &[u8], out:
             }
             legacy_chunk::<N, K>(&w[full..], &xc, &idx, &mut acc);
         }
-        for j in 0..N {
-            let a4 = &acc.acc;
-            let mut a = _mm256_add_ps(
-                _mm256_add_ps(a4[0][j], a4[1][j]),
-                _mm256_add_ps(a4[2][j], a4[3][j]),
-            );
+        for (j, out) in out.iter_mut().enumerate() {
+            let mut a = _mm256_add_ps(acc.even[j], acc.odd[j]);
             if K::HI16 {
                 a = _mm256_mul_ps(
                     a,
                     _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, 0.0625, 0.0625, 0.0625, 0.0625),
                 );
             }
-            out[j] = hsum_f32(a);
+            *out = hsum_f32(a);
             if K::W::PAIR {
-                out[j] += hsum_f32(acc.summs[j]);
+                *out += hsum_f32(acc.summs[j]);
             }
         }
     }
@@ -339,21 +337,14 @@ unsafe fn legacy_chunk<const N: usize, K: Kernel32>(
                 acc.summs[j] = _mm256_mask_add_ps(acc.summs[j], 0xAA, acc.summs[j], odd);
             }
         }
-        // Chunks hold a multiple of 4 blocks but the last, so block i uses accumulator i % 4.
+        // Chunks hold an even number of blocks but the last, so block i uses accumulator i % 2.
         let mut i = 0;
         while i < len {
-            let [a0, a1, a2, a3] = &mut acc.acc;
-            legacy_block::<N, K>(w, xs, i, &sc, idx[i], a0);
+            legacy_block::<N, K>(w, xs, i, &sc, idx[i], &mut acc.even);
             if i + 1 < len {
-                legacy_block::<N, K>(w, xs, i + 1, &sc, idx[i + 1], a1);
+                legacy_block::<N, K>(w, xs, i + 1, &sc, idx[i + 1], &mut acc.odd);
             }
-            if i + 2 < len {
-                legacy_block::<N, K>(w, xs, i + 2, &sc, idx[i + 2], a2);
-            }
-            if i + 3 < len {
-                legacy_block::<N, K>(w, xs, i + 3, &sc, idx[i + 3], a3);
-            }
-            i += 4;
+            i += 2;
         }
     }
 }

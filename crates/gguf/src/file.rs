@@ -110,24 +110,35 @@ fn read_direct(_: &Path, _: &mut [u8]) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
+/// Wraps an I/O error with the path it happened on.
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> GgufError + '_ {
+    move |source| GgufError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The open file and its length, or `None` if it is empty.
+fn open_nonempty(path: &Path) -> Result<Option<(std::fs::File, u64)>, GgufError> {
+    let io = io_error(path);
+    let file = std::fs::File::open(path).map_err(&io)?;
+    let len = file.metadata().map_err(&io)?.len();
+    Ok((len > 0).then_some((file, len)))
+}
+
 impl GgufFile {
     /// Memory-maps `path` and parses its header.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len == 0 {
+        let io = io_error(path);
+        let Some((file, _)) = open_nonempty(path)? else {
             // mmap of an empty file fails on some platforms; let the parser report it.
             return Self::from_bytes(Vec::new());
-        }
+        };
         // SAFETY: the map is read-only and private to this process. If another process
         // truncates or rewrites the file while it is mapped, reads may fault or see changed
         // bytes; like llama.cpp we accept that model files are not modified while in use.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(&io)?;
         Self::parse(Bytes::Mmap(map))
     }
 
@@ -141,15 +152,10 @@ impl GgufFile {
     /// A decoder reads every weight once per token, so this is its speed limit.
     pub fn open_resident(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len == 0 {
+        let io = io_error(path);
+        let Some((file, len)) = open_nonempty(path)? else {
             return Self::from_bytes(Vec::new());
-        }
+        };
         let len = usize::try_from(len).map_err(|_| {
             io(std::io::Error::new(
                 std::io::ErrorKind::OutOfMemory,
@@ -159,7 +165,7 @@ impl GgufFile {
         let mut buf = memmap2::MmapOptions::new()
             .len(len)
             .map_anon()
-            .map_err(io)?;
+            .map_err(&io)?;
         #[cfg(target_os = "linux")]
         {
             // Advice only: without THP the read still works, at 4 KiB-page speed.
@@ -170,7 +176,7 @@ impl GgufFile {
         // a third of its system time). Any refusal (a filesystem without O_DIRECT, a device
         // with larger blocks) falls back to an ordinary read of the whole file.
         if read_direct(path, &mut buf).is_err() {
-            read_exact_parallel(&file, &mut buf).map_err(io)?;
+            read_exact_parallel(&file, &mut buf).map_err(&io)?;
         }
         Self::parse(Bytes::Resident(buf))
     }

@@ -59,17 +59,6 @@ const COLD: [GgmlType; 5] = [
     GgmlType::Q3_K,
 ];
 
-fn f16_fields(ty: GgmlType) -> &'static [usize] {
-    match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
-        GgmlType::Q2_K => &[80, 82],
-        GgmlType::Q3_K => &[108],
-        GgmlType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 fn weights(ty: GgmlType, rows: usize, cols: usize, r: &mut ChaCha8Rng) -> Vec<u8> {
     let n = rows * cols;
     let bytes = ty.row_bytes(n as u64).unwrap() as usize;
@@ -81,7 +70,7 @@ fn weights(ty: GgmlType, rows: usize, cols: usize, r: &mut ChaCha8Rng) -> Vec<u8
     }
     let mut out: Vec<u8> = (0..bytes).map(|_| r.random()).collect();
     for b in out.chunks_exact_mut(ty.type_size()) {
-        for &off in f16_fields(ty) {
+        for &off in lingqiao_kernels::f16_scale_offsets(ty) {
             b[off..off + 2].copy_from_slice(&f16::from_f32(0.01).to_le_bytes());
         }
     }

@@ -51,6 +51,36 @@ pub enum KernelError {
     RowOutOfRange { row: usize, rows: usize },
 }
 
+/// Every weight type with a dot-product kernel, in ggml's type order.
+pub const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// Byte offsets of the f16 scale fields inside one block of `ty` (empty for float types).
+/// Random test blocks overwrite these with finite values: random bits there can be inf/NaN.
+pub fn f16_scale_offsets(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
 /// Bytes of `n` elements of `ty`, or an error if `n` is not whole blocks.
 pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, KernelError> {
     ty.row_bytes(n as u64)

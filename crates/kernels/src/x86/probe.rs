@@ -12,23 +12,6 @@
 use crate::dispatch::Kernels;
 use crate::{GgmlType, dequantize_row, quantize_row, vec_dot_type};
 
-/// The weight types the probe runs (every type with a SIMD kernel in some table).
-const TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
-
 /// Activation rows per case: enough for the four-token kernels.
 const ROWS: usize = 4;
 
@@ -64,18 +47,6 @@ impl Bits {
     }
 }
 
-/// Byte offsets of the f16 scale fields in a block, which random bytes could make inf/NaN.
-fn f16_fields(ty: GgmlType) -> &'static [usize] {
-    match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
-        GgmlType::Q2_K => &[80, 82],
-        GgmlType::Q3_K => &[108],
-        GgmlType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 fn exact(ty: GgmlType) -> bool {
     matches!(
         ty,
@@ -98,7 +69,7 @@ impl Case {
         } else {
             let mut w: Vec<u8> = (0..w_bytes).map(|_| bits.next() as u8).collect();
             for block in w.chunks_exact_mut(ty.type_size()) {
-                for &off in f16_fields(ty) {
+                for &off in crate::f16_scale_offsets(ty) {
                     let v = half::f16::from_f32(0.05 * bits.unit());
                     block[off..off + 2].copy_from_slice(&v.to_le_bytes());
                 }
@@ -176,7 +147,7 @@ impl Case {
 #[cfg(unix)]
 pub(super) fn passes(table: &Kernels) -> bool {
     let mut bits = Bits(0x9E37_79B9_7F4A_7C15);
-    let Some(cases) = TYPES
+    let Some(cases) = crate::WEIGHT_TYPES
         .iter()
         .map(|&ty| Case::new(ty, &mut bits))
         .collect::<Option<Vec<Case>>>()

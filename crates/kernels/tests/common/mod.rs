@@ -4,21 +4,8 @@
 use lingqiao_kernels::GgmlType;
 use std::path::PathBuf;
 
-pub const FIXTURE_TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
+/// Every weight type; each has a gguf-py fixture.
+pub const FIXTURE_TYPES: [GgmlType; 13] = lingqiao_kernels::WEIGHT_TYPES;
 
 pub fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kernels")
@@ -81,19 +68,6 @@ pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
-/// Byte offsets within a block of the f16 scale fields, which random bytes could make
-/// inf/NaN; they get small finite values instead.
-fn f16_fields(ty: GgmlType) -> &'static [usize] {
-    match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
-        GgmlType::Q2_K => &[80, 82],
-        GgmlType::Q3_K => &[108],
-        GgmlType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 /// A random row of n elements of weight type `ty`: random bits with sane scales, or random
 /// normal-ish floats for the float types.
 pub fn random_weights(ty: GgmlType, n: usize, r: &mut ChaCha8Rng) -> Vec<u8> {
@@ -108,7 +82,7 @@ pub fn random_weights(ty: GgmlType, n: usize, r: &mut ChaCha8Rng) -> Vec<u8> {
         .map(|_| r.random())
         .collect();
     for block in out.chunks_exact_mut(ts) {
-        for &off in f16_fields(ty) {
+        for &off in lingqiao_kernels::f16_scale_offsets(ty) {
             let v = r.random_range(-0.05f32..0.05);
             block[off..off + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
         }

@@ -5,65 +5,40 @@
 //! - [`dot_f16_group`]: `out[h] = q_h · k` for one key row.
 //! - [`axpy_f16_group`]: `o_h += p_h * v` for one value row.
 //!
-//! Both have a portable version and an AVX2+FMA+F16C one picked at run time (the scalar one
-//! when `LINGQIAO_FORCE_SCALAR=1`, like the dot-product kernels). They sum in a different
+//! Both have a portable version and an AVX2+FMA+F16C one; the kernel table
+//! ([`crate::Kernels`]) holds the one its instruction set uses. They sum in a different
 //! order from ggml's `ggml_vec_dot_f16` (8 lanes, then across), so scores can differ from the
 //! one-head kernel in the last bits.
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
-use std::sync::OnceLock;
 
-type DotFn = fn(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]);
-type AxpyFn = fn(v: &[f16], p: &[f32], o: &mut [f32], hd: usize);
-
-struct AttnKernels {
-    dot: DotFn,
-    axpy: AxpyFn,
-}
-
-fn kernels() -> &'static AttnKernels {
-    static K: OnceLock<AttnKernels> = OnceLock::new();
-    K.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if crate::Kernels::simd_allowed() && crate::x86::has_avx2() {
-            return AttnKernels {
-                // SAFETY: AVX2, FMA and F16C were detected just above.
-                dot: |k, q, hd, out| unsafe { avx2::dot_f16_group(k, q, hd, out) },
-                axpy: |v, p, o, hd| unsafe { avx2::axpy_f16_group(v, p, o, hd) },
-            };
-        }
-        AttnKernels {
-            dot: dot_f16_group_scalar,
-            axpy: axpy_f16_group_scalar,
-        }
-    })
-}
+/// [`dot_f16_group`]'s signature, a slot of the kernel table.
+pub type AttnDotFn = fn(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]);
+/// [`axpy_f16_group`]'s signature, a slot of the kernel table.
+pub type AttnAxpyFn = fn(v: &[f16], p: &[f32], o: &mut [f32], hd: usize);
 
 /// `out[h] = dot(q[h * hd..][..hd], k)` for `h < out.len()`; `k` has `hd` elements.
 #[inline]
 pub fn dot_f16_group(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
     assert!(k.len() >= hd && q.len() >= out.len() * hd);
-    (kernels().dot)(k, q, hd, out)
+    (crate::Kernels::get().attn_dot)(k, q, hd, out)
 }
 
 /// `o[h * hd..][..hd] += p[h] * v` for `h < p.len()`; `v` has `hd` elements.
 #[inline]
 pub fn axpy_f16_group(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
     assert!(v.len() >= hd && o.len() >= p.len() * hd);
-    (kernels().axpy)(v, p, o, hd)
+    (crate::Kernels::get().attn_axpy)(v, p, o, hd)
 }
 
 /// Portable reference of [`dot_f16_group`], summing in the same 8-lane order as the AVX2
 /// version (lane `i % 8`, then lanes pairwise) so the two agree closely.
 pub fn dot_f16_group_scalar(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
-    let mut kf = vec![0f32; hd];
-    k[..hd].convert_to_f32_slice(&mut kf);
     for (h, o) in out.iter_mut().enumerate() {
         let qh = &q[h * hd..][..hd];
         let mut lanes = [0f32; 8];
-        for (i, (a, b)) in kf.iter().zip(qh).enumerate() {
-            lanes[i % 8] = a.mul_add(*b, lanes[i % 8]);
+        for (i, (a, b)) in k[..hd].iter().zip(qh).enumerate() {
+            lanes[i % 8] = a.to_f32().mul_add(*b, lanes[i % 8]);
         }
         *o = lanes.iter().sum();
     }
@@ -75,6 +50,21 @@ pub fn axpy_f16_group_scalar(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
         for (acc, e) in o[h * hd..][..hd].iter_mut().zip(&v[..hd]) {
             *acc = ph.mul_add(e.to_f32(), *acc);
         }
+    }
+}
+
+/// Safe wrappers of the AVX2 versions, for the SIMD tables.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2_safe {
+    use half::f16;
+
+    // SAFETY (both): only reachable through a table, which exists only after AVX2, FMA and
+    // F16C were detected and the table's probe passed.
+    pub(crate) fn dot(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
+        unsafe { super::avx2::dot_f16_group(k, q, hd, out) }
+    }
+    pub(crate) fn axpy(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
+        unsafe { super::avx2::axpy_f16_group(v, p, o, hd) }
     }
 }
 

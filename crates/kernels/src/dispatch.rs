@@ -14,7 +14,12 @@ pub type VecDotFn = fn(n: usize, w: &[u8], x: &[u8]) -> f32;
 /// decoded once for four tokens.
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], x: &[u8], out: &mut [f32; 4]);
 
-/// One dot-product kernel per weight type, all for the same instruction set.
+/// Activations (f32) into one row of an activation type: `src.len()` elements, whole blocks,
+/// into exactly that row's bytes of `dst`. Every table's quantizers give the scalar bytes.
+pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
+
+/// One dot-product kernel per weight type, all for the same instruction set, and the
+/// activation quantizers that feed them.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
     /// "avx512", "avx2" or "scalar".
@@ -37,6 +42,16 @@ pub struct Kernels {
     /// The four-token kernel for a weight type, where this table has one; matmul falls back
     /// to four [`VecDotFn`] calls otherwise.
     pub x4: fn(GgmlType) -> Option<VecDotX4Fn>,
+    /// ggml's x86 `quantize_row_q8_0` (see [`crate::quantize_row`]).
+    pub quantize_q8_0: QuantizeFn,
+    /// ggml's x86 `quantize_row_q8_1`.
+    pub quantize_q8_1: QuantizeFn,
+    /// ggml's `quantize_row_q8_K`.
+    pub quantize_q8_k: QuantizeFn,
+    /// Attention's score loop (see [`crate::attn`]).
+    pub attn_dot: crate::attn::AttnDotFn,
+    /// Attention's value loop.
+    pub attn_axpy: crate::attn::AttnAxpyFn,
 }
 
 fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {
@@ -61,6 +76,11 @@ const SCALAR: Kernels = Kernels {
     q6_k: scalar::vec_dot_q6_k_q8_k,
     q8_k: scalar::vec_dot_q8_k_q8_k,
     x4: no_x4,
+    quantize_q8_0: scalar::quantize_row_q8_0,
+    quantize_q8_1: scalar::quantize_row_q8_1,
+    quantize_q8_k: scalar::quantize_row_q8_k,
+    attn_dot: crate::attn::dot_f16_group_scalar,
+    attn_axpy: crate::attn::axpy_f16_group_scalar,
 };
 
 static SELECTED: OnceLock<Kernels> = OnceLock::new();
@@ -136,18 +156,6 @@ impl Kernels {
                 Err(_) => Isa::Avx512,
             };
             *Self::best_up_to(cap)
-        })
-    }
-
-    /// False when the environment forces the scalar path (`LINGQIAO_FORCE_SCALAR=1` or
-    /// `LINGQIAO_ISA=scalar`). For the helpers outside the table (activation quantizers,
-    /// attention loops), which must not call [`Kernels::get`]: the probe that runs inside
-    /// it quantizes activations itself.
-    pub fn simd_allowed() -> bool {
-        static ALLOWED: OnceLock<bool> = OnceLock::new();
-        *ALLOWED.get_or_init(|| {
-            !(std::env::var("LINGQIAO_FORCE_SCALAR").is_ok_and(|v| v == "1")
-                || std::env::var("LINGQIAO_ISA").is_ok_and(|v| v == "scalar"))
         })
     }
 

@@ -151,39 +151,42 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), K
 /// supported: F32, F16, BF16, Q8_0, Q8_1, Q8_K. Q8_0 and Q8_1 follow ggml's x86 quantizers
 /// (see [`quantize_row_ref`] for the reference ones, which files are written with).
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), KernelError> {
-    quantize_with(ty, src, dst, false)
+    quantize_with(Kernels::get(), ty, src, dst, false)
+}
+
+/// [`quantize_row`] through the quantizers of table `k` (every table gives the same bytes).
+pub fn quantize_row_with(
+    k: &Kernels,
+    ty: GgmlType,
+    src: &[f32],
+    dst: &mut [u8],
+) -> Result<(), KernelError> {
+    quantize_with(k, ty, src, dst, false)
 }
 
 /// As [`quantize_row`], but Q8_0 and Q8_1 bit-for-bit as ggml's `_ref` quantizers (and
 /// gguf-py), which is what a quantized file must contain.
 pub fn quantize_row_ref(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), KernelError> {
-    quantize_with(ty, src, dst, true)
+    quantize_with(Kernels::scalar(), ty, src, dst, true)
 }
 
 fn quantize_with(
+    k: &Kernels,
     ty: GgmlType,
     src: &[f32],
     dst: &mut [u8],
     reference: bool,
 ) -> Result<(), KernelError> {
     check_row(ty, "quantize_row destination", src.len(), dst.len())?;
-    #[cfg(target_arch = "x86_64")]
-    if !reference
-        && Kernels::simd_allowed()
-        && let Some(f) = x86::activation_quantizer(ty)
-    {
-        f(src, dst);
-        return Ok(());
-    }
     let f = match ty {
         GgmlType::F32 => scalar::quantize_row_f32,
         GgmlType::F16 => scalar::quantize_row_f16,
         GgmlType::BF16 => scalar::quantize_row_bf16,
         GgmlType::Q8_0 if reference => scalar::quantize_row_q8_0_ref,
         GgmlType::Q8_1 if reference => scalar::quantize_row_q8_1_ref,
-        GgmlType::Q8_0 => scalar::quantize_row_q8_0,
-        GgmlType::Q8_1 => scalar::quantize_row_q8_1,
-        GgmlType::Q8_K => scalar::quantize_row_q8_k,
+        GgmlType::Q8_0 => k.quantize_q8_0,
+        GgmlType::Q8_1 => k.quantize_q8_1,
+        GgmlType::Q8_K => k.quantize_q8_k,
         _ => {
             return Err(KernelError::Unsupported {
                 op: "quantize_row",

@@ -1,7 +1,7 @@
 //! Matrix operations on quantized weights: the matmul every linear layer runs, and row lookup.
 
 use crate::{
-    GgmlType, KernelError, Kernels, dequantize_row, quantize_row, row_bytes, vec_dot_type,
+    GgmlType, KernelError, Kernels, dequantize_row, quantize_row_with, row_bytes, vec_dot_type,
 };
 use lingqiao_pool::SharedMut;
 use std::borrow::Cow;
@@ -134,7 +134,11 @@ pub fn matmul_many_with(
         if !quantized.iter().any(|(t, _, _)| *t == vdt) {
             let x_row = row_bytes(vdt, cols).expect("checked by validate: same block size");
             let buf = spare.pop().unwrap_or_default();
-            quantized.push((vdt, x_row, quantize_activations(vdt, x, cols, x_row, buf)));
+            quantized.push((
+                vdt,
+                x_row,
+                quantize_activations(k, vdt, x, cols, x_row, buf),
+            ));
         }
     }
 
@@ -231,13 +235,14 @@ thread_local! {
 }
 
 /// `x` (n rows of `cols` f32) as rows of `vdt`, quantized in parallel for many tokens.
-fn quantize_activations(
+fn quantize_activations<'a>(
+    k: &Kernels,
     vdt: GgmlType,
-    x: &[f32],
+    x: &'a [f32],
     cols: usize,
     x_row: usize,
     mut buf: Vec<u8>,
-) -> Cow<'_, [u8]> {
+) -> Cow<'a, [u8]> {
     if vdt == GgmlType::F32 {
         return Cow::Borrowed(bytemuck::cast_slice(x));
     }
@@ -249,7 +254,8 @@ fn quantize_activations(
         for t in r {
             // SAFETY: each token's row is written by the one thread given its chunk.
             let d = unsafe { dst.slice(t * x_row..(t + 1) * x_row) };
-            quantize_row(vdt, &x[t * cols..(t + 1) * cols], d).expect("row sizes computed above");
+            quantize_row_with(k, vdt, &x[t * cols..(t + 1) * cols], d)
+                .expect("row sizes computed above");
         }
     });
     Cow::Owned(buf)

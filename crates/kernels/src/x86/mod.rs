@@ -156,7 +156,28 @@ const AVX2: Kernels = Kernels {
     q6_k: avx2_safe::vec_dot_q6_k_q8_k::one,
     q8_k: scalar::vec_dot_q8_k_q8_k,
     x4: avx2_x4,
+    quantize_q8_0: quantize_safe::q8_0,
+    quantize_q8_1: quantize_safe::q8_1,
+    quantize_q8_k: quantize_safe::q8_k,
+    attn_dot: crate::attn::avx2_safe::dot,
+    attn_axpy: crate::attn::avx2_safe::axpy,
 };
+
+/// Safe wrappers of the AVX2 activation quantizers, for the tables (the AVX-512 one keeps
+/// them: quantizing is a small share of a matmul).
+mod quantize_safe {
+    // SAFETY (each): only reachable through a table, which exists only after AVX2, FMA and
+    // F16C were detected and the table's probe passed.
+    pub(super) fn q8_0(src: &[f32], dst: &mut [u8]) {
+        unsafe { super::quantize::quantize_row_q8_0(src, dst) }
+    }
+    pub(super) fn q8_1(src: &[f32], dst: &mut [u8]) {
+        unsafe { super::quantize::quantize_row_q8_1(src, dst) }
+    }
+    pub(super) fn q8_k(src: &[f32], dst: &mut [u8]) {
+        unsafe { super::quantize::quantize_row_q8_k(src, dst) }
+    }
+}
 
 fn avx512_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
     use avx512_safe::*;
@@ -200,23 +221,4 @@ pub(crate) fn avx2_table() -> Option<&'static Kernels> {
 pub(crate) fn avx512_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
     (*PASSED.get_or_init(|| has_avx512() && probe::passes(&AVX512))).then_some(&AVX512)
-}
-
-/// An activation quantizer (Q8_0, Q8_1, Q8_K).
-pub(crate) type QuantizeFn = fn(&[f32], &mut [u8]);
-
-/// The AVX2 activation quantizer for `ty`, if this CPU has AVX2.
-pub(crate) fn activation_quantizer(ty: lingqiao_gguf::GgmlType) -> Option<QuantizeFn> {
-    use lingqiao_gguf::GgmlType;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    if !*HAS.get_or_init(has_avx2) {
-        return None;
-    }
-    // SAFETY (each wrapper): reachable only after AVX2, FMA and F16C were detected above.
-    match ty {
-        GgmlType::Q8_0 => Some(|s, d| unsafe { quantize::quantize_row_q8_0(s, d) }),
-        GgmlType::Q8_1 => Some(|s, d| unsafe { quantize::quantize_row_q8_1(s, d) }),
-        GgmlType::Q8_K => Some(|s, d| unsafe { quantize::quantize_row_q8_k(s, d) }),
-        _ => None,
-    }
 }

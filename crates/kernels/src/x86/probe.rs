@@ -10,7 +10,7 @@
 //! leaves with `_exit`, so it takes no lock another thread of the parent might have held.
 
 use crate::dispatch::Kernels;
-use crate::{GgmlType, dequantize_row, quantize_row, vec_dot_type};
+use crate::{GgmlType, dequantize_row, quantize_row_with, vec_dot_type};
 
 /// Activation rows per case: enough for the four-token kernels.
 const ROWS: usize = 4;
@@ -64,7 +64,7 @@ impl Case {
         let w = if ty.block_size() == 1 {
             let f: Vec<f32> = (0..n).map(|_| bits.unit()).collect();
             let mut w = vec![0u8; w_bytes];
-            quantize_row(ty, &f, &mut w).ok()?;
+            quantize_row_with(Kernels::scalar(), ty, &f, &mut w).ok()?;
             w
         } else {
             let mut w: Vec<u8> = (0..w_bytes).map(|_| bits.next() as u8).collect();
@@ -87,7 +87,7 @@ impl Case {
         for r in 0..ROWS {
             let f: Vec<f32> = (0..n).map(|_| 3.0 * bits.unit()).collect();
             let xr = &mut x[r * x_row..(r + 1) * x_row];
-            quantize_row(vdt, &f, xr).ok()?;
+            quantize_row_with(Kernels::scalar(), vdt, &f, xr).ok()?;
             want[r] = scalar.vec_dot(ty, n, &w, xr);
             if !exact(ty) {
                 let mut xd = vec![0f32; n];

@@ -52,6 +52,9 @@ pub struct Kernels {
     pub attn_dot: crate::attn::AttnDotFn,
     /// Attention's value loop.
     pub attn_axpy: crate::attn::AttnAxpyFn,
+    /// The tile kernel for prompt processing (see [`crate::tile`]), where this table has one;
+    /// matmul runs several tokens through the four-token kernels otherwise.
+    pub tile: Option<crate::tile::TileRunFn>,
 }
 
 fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {
@@ -81,6 +84,8 @@ const SCALAR: Kernels = Kernels {
     quantize_q8_k: scalar::quantize_row_q8_k,
     attn_dot: crate::attn::dot_f16_group_scalar,
     attn_axpy: crate::attn::axpy_f16_group_scalar,
+    // The scalar table defines the results; tiles would add a second definition to test.
+    tile: None,
 };
 
 static SELECTED: OnceLock<Kernels> = OnceLock::new();

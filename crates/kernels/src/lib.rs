@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod dispatch;
 pub mod ops;
 pub mod scalar;
+pub mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

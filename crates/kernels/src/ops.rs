@@ -1,5 +1,6 @@
 //! Matrix operations on quantized weights: the matmul every linear layer runs, and row lookup.
 
+use crate::tile::{ActTile, Format, TILE_ROWS, WeightTile};
 use crate::{
     GgmlType, KernelError, Kernels, dequantize_row, quantize_row_with, row_bytes, vec_dot_type,
 };
@@ -47,6 +48,13 @@ fn rows_per_chunk(rows: usize, row_bytes: usize) -> usize {
     let by_count = rows.div_ceil(64 * lingqiao_pool::current_num_threads());
     by_size.max(by_count).max(4).next_multiple_of(4)
 }
+
+/// Tokens from which a matmul runs as tiles (where the table has a tile kernel and the type a
+/// tile format): below it, unpacking 16 rows costs more than the tile kernel saves.
+pub const TILE_MIN_TOKENS: usize = 8;
+
+/// Tokens per tile kernel call (the results pass through a stack buffer of this many x 16).
+const TILE_TOKENS: usize = 64;
 
 /// How many bytes ahead of the row being multiplied the weights are prefetched, one row's
 /// worth of cache lines per row. A decode step streams every weight once, and the hardware
@@ -142,6 +150,27 @@ pub fn matmul_many_with(
         }
     }
 
+    // Prompts run as tiles where the table and the type have them: each distinct activation
+    // form is built once from the quantized rows.
+    let tile_run = k.tile.filter(|_| n_tokens >= TILE_MIN_TOKENS);
+    let mut spare_acts = ACTS.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut acts: Vec<((GgmlType, usize, bool), ActTile)> = Vec::new();
+    if tile_run.is_some() {
+        for (w, _) in outs.iter() {
+            let Some(f) = Format::of(w.ty) else { continue };
+            if acts.iter().any(|(key, _)| *key == f.act_key()) {
+                continue;
+            }
+            let (_, x_row, xq) = quantized
+                .iter()
+                .find(|(t, _, _)| *t == vec_dot_type(w.ty))
+                .expect("made above");
+            let mut a = spare_acts.pop().unwrap_or_default();
+            build_act_tile(&f, cols, n_tokens, xq, *x_row, &mut a);
+            acts.push((f.act_key(), a));
+        }
+    }
+
     struct Job<'a> {
         w: WeightView<'a>,
         w_row: usize,
@@ -150,6 +179,7 @@ pub fn matmul_many_with(
         out: SharedMut<f32>,
         dot: crate::VecDotFn,
         x4: Option<crate::VecDotX4Fn>,
+        tile: Option<(Format, &'a ActTile, crate::tile::TileRunFn)>,
         chunk: usize,
         first_chunk: usize,
     }
@@ -162,7 +192,15 @@ pub fn matmul_many_with(
             .find(|(t, _, _)| *t == vdt)
             .expect("made above");
         let w_row = row_bytes(w.ty, cols).expect("validated");
-        let chunk = rows_per_chunk(w.rows, w_row);
+        let tile = tile_run.and_then(|run| {
+            let f = Format::of(w.ty)?;
+            let (_, a) = acts.iter().find(|(key, _)| *key == f.act_key())?;
+            Some((f, a, run))
+        });
+        let mut chunk = rows_per_chunk(w.rows, w_row);
+        if tile.is_some() {
+            chunk = chunk.next_multiple_of(TILE_ROWS);
+        }
         jobs.push(Job {
             w: *w,
             w_row,
@@ -171,6 +209,7 @@ pub fn matmul_many_with(
             out: SharedMut::new(out),
             dot: k.vec_dot_fn(w.ty),
             x4: k.vec_dot_x4_fn(w.ty),
+            tile,
             chunk,
             first_chunk: n_chunks,
         });
@@ -198,6 +237,33 @@ pub fn matmul_many_with(
             return;
         }
         let n_rows = j.w.rows;
+        if let Some((f, act, run)) = j.tile {
+            TILE_W.with(|wt| {
+                let wt = &mut *wt.borrow_mut();
+                let mut buf = [0f32; TILE_TOKENS * TILE_ROWS];
+                for r0 in rows.clone().step_by(TILE_ROWS) {
+                    let r1 = (r0 + TILE_ROWS).min(rows.end);
+                    wt.pack(&f, cols, &j.w.data[r0 * j.w_row..r1 * j.w_row], j.w_row);
+                    for t0 in (0..n_tokens).step_by(TILE_TOKENS) {
+                        let t1 = (t0 + TILE_TOKENS).min(n_tokens);
+                        run(&f, wt, act, t0..t1, &mut buf);
+                        for t in t0..t1 {
+                            // SAFETY: rows r0..r1 belong to this thread's chunk.
+                            let o = unsafe { j.out.slice(t * n_rows + r0..t * n_rows + r1) };
+                            let at = (t - t0) * TILE_ROWS;
+                            let src = &buf[at..at + TILE_ROWS];
+                            if let Ok(o) = <&mut [f32; TILE_ROWS]>::try_from(&mut *o) {
+                                // A whole tile: one 64-byte move, not a memcpy call.
+                                *o = src.try_into().expect("TILE_ROWS elements");
+                            } else {
+                                o.copy_from_slice(&src[..r1 - r0]);
+                            }
+                        }
+                    }
+                }
+            });
+            return;
+        }
         for t0 in (0..n_tokens).step_by(TOKEN_TILE) {
             let t1 = (t0 + TOKEN_TILE).min(n_tokens);
             for (r, wr) in rows.clone().zip(w_rows.chunks_exact(j.w_row)) {
@@ -227,9 +293,51 @@ pub fn matmul_many_with(
         Cow::Borrowed(_) => None,
     }));
     SCRATCH.with(|s| *s.borrow_mut() = spare);
+    spare_acts.extend(acts.into_iter().map(|(_, a)| a));
+    ACTS.with(|s| *s.borrow_mut() = spare_acts);
+}
+
+/// Fills `a` with `n_tokens` quantized activation rows `xq` (of `x_row` bytes) in the form
+/// the tile kernels of format `f` read, in parallel over tokens.
+fn build_act_tile(
+    f: &Format,
+    cols: usize,
+    n_tokens: usize,
+    xq: &[u8],
+    x_row: usize,
+    a: &mut ActTile,
+) {
+    a.shape(f, cols, n_tokens);
+    let (ndx, ng, has_gx) = (a.ndx, a.ng, !a.gx.is_empty());
+    let (u, dx, gx) = (
+        SharedMut::new(&mut a.u),
+        SharedMut::new(&mut a.dx),
+        SharedMut::new(&mut a.gx),
+    );
+    lingqiao_pool::for_each_chunk(n_tokens, 16, |_, r| {
+        for t in r {
+            // SAFETY: each token's parts are written by the one thread given its chunk.
+            let (u, dx, gx) = unsafe {
+                (
+                    u.slice(t * cols..(t + 1) * cols),
+                    dx.slice(t * ndx..(t + 1) * ndx),
+                    if has_gx {
+                        gx.slice(t * ng..(t + 1) * ng)
+                    } else {
+                        &mut []
+                    },
+                )
+            };
+            crate::tile::fill_token(f, &xq[t * x_row..(t + 1) * x_row], u, dx, gx);
+        }
+    });
 }
 
 thread_local! {
+    /// Activation tiles reused by [`matmul_many_with`] on this thread.
+    static ACTS: std::cell::RefCell<Vec<ActTile>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The weight tile each thread unpacks into.
+    static TILE_W: std::cell::RefCell<WeightTile> = std::cell::RefCell::new(WeightTile::default());
     /// Activation buffers reused by [`matmul_many_with`] on this thread.
     static SCRATCH: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }

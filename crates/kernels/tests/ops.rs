@@ -3,11 +3,58 @@
 mod common;
 
 use common::{FIXTURE_TYPES, random_weights, rng};
-use lingqiao_kernels::ops::{WeightView, get_row, matmul};
+use lingqiao_kernels::ops::{TILE_MIN_TOKENS, WeightView, get_row, matmul};
+use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, fill_token, run_ref};
 use lingqiao_kernels::{
-    GgmlType, KernelError, dequantize_row, quantize_row, vec_dot, vec_dot_type,
+    GgmlType, KernelError, Kernels, dequantize_row, quantize_row, vec_dot, vec_dot_type,
 };
 use rand::Rng;
+
+/// `rows` x `n_tokens` outputs of the portable tile reference, tile by tile.
+fn tile_reference(
+    ty: GgmlType,
+    data: &[u8],
+    rows: usize,
+    cols: usize,
+    xq: &[u8],
+    n_tokens: usize,
+) -> Vec<f32> {
+    let f = Format::of(ty).unwrap();
+    let (wrb, xrb) = (
+        ty.row_bytes(cols as u64).unwrap() as usize,
+        vec_dot_type(ty).row_bytes(cols as u64).unwrap() as usize,
+    );
+    let mut a = ActTile::default();
+    a.shape(&f, cols, n_tokens);
+    for t in 0..n_tokens {
+        let (ng, ndx) = (a.ng, a.ndx);
+        let gx: &mut [f32] = if a.gx.is_empty() {
+            &mut []
+        } else {
+            &mut a.gx[t * ng..(t + 1) * ng]
+        };
+        fill_token(
+            &f,
+            &xq[t * xrb..(t + 1) * xrb],
+            &mut a.u[t * cols..(t + 1) * cols],
+            &mut a.dx[t * ndx..(t + 1) * ndx],
+            gx,
+        );
+    }
+    let mut want = vec![0f32; n_tokens * rows];
+    let mut tile = WeightTile::default();
+    let mut out = vec![0f32; n_tokens * TILE_ROWS];
+    for r0 in (0..rows).step_by(TILE_ROWS) {
+        let r1 = (r0 + TILE_ROWS).min(rows);
+        tile.pack(&f, cols, &data[r0 * wrb..r1 * wrb], wrb);
+        run_ref(&f, &tile, &a, 0..n_tokens, &mut out);
+        for t in 0..n_tokens {
+            want[t * rows + r0..t * rows + r1]
+                .copy_from_slice(&out[t * TILE_ROWS..t * TILE_ROWS + (r1 - r0)]);
+        }
+    }
+    want
+}
 
 fn in_pool<R>(threads: usize, f: impl FnOnce() -> R) -> R {
     lingqiao_pool::ThreadPool::new(threads).install(f)
@@ -27,7 +74,7 @@ fn matmul_is_thread_count_independent_and_equals_vec_dot() {
             cols,
         };
 
-        for n_tokens in [1, 3, 6, 9] {
+        for n_tokens in [1, 3, 6, 9, 17] {
             let x: Vec<f32> = (0..n_tokens * cols)
                 .map(|_| r.random_range(-2.0f32..2.0))
                 .collect();
@@ -45,15 +92,35 @@ fn matmul_is_thread_count_independent_and_equals_vec_dot() {
             let vdt = vec_dot_type(ty);
             let xrb = vdt.row_bytes(cols as u64).unwrap() as usize;
             let wrb = ty.row_bytes(cols as u64).unwrap() as usize;
+            let mut xq = vec![0u8; n_tokens * xrb];
+            for (t, xq) in xq.chunks_exact_mut(xrb).enumerate() {
+                quantize_row(vdt, &x[t * cols..(t + 1) * cols], xq).unwrap();
+            }
+            // A prompt runs as tiles where the table has a tile kernel and the type a tile
+            // format: then every output is the tile reference's, bit for bit; otherwise
+            // each is the one-token kernel's.
+            let tiled = n_tokens >= TILE_MIN_TOKENS
+                && Kernels::get().tile.is_some()
+                && Format::of(ty).is_some();
+            let want = if tiled {
+                tile_reference(ty, &data, rows, cols, &xq, n_tokens)
+            } else {
+                let mut want = vec![0f32; n_tokens * rows];
+                for t in 0..n_tokens {
+                    for row in 0..rows {
+                        let xt = &xq[t * xrb..(t + 1) * xrb];
+                        want[t * rows + row] =
+                            vec_dot(ty, cols, &data[row * wrb..(row + 1) * wrb], xt);
+                    }
+                }
+                want
+            };
             for t in 0..n_tokens {
-                let mut xq = vec![0u8; xrb];
-                quantize_row(vdt, &x[t * cols..(t + 1) * cols], &mut xq).unwrap();
                 for row in 0..rows {
-                    let want = vec_dot(ty, cols, &data[row * wrb..(row + 1) * wrb], &xq);
                     assert_eq!(
                         one[t * rows + row].to_bits(),
-                        want.to_bits(),
-                        "{ty} token {t} row {row}"
+                        want[t * rows + row].to_bits(),
+                        "{ty} token {t} row {row} (tiled: {tiled})"
                     );
                 }
             }

@@ -3,8 +3,10 @@
 mod common;
 
 use common::{FIXTURE_TYPES, activations, bytes, fixture};
+use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, fill_token, run_ref};
 use lingqiao_kernels::{
-    GgmlType, dequantize_row, quantize_row, quantize_row_ref, scalar_vec_dot, vec_dot, vec_dot_type,
+    GgmlType, Kernels, dequantize_row, quantize_row, quantize_row_ref, scalar_vec_dot, vec_dot,
+    vec_dot_type,
 };
 
 #[test]
@@ -121,10 +123,27 @@ fn vec_dot_close_to_exact_dot_for_every_type() {
         let vdt = vec_dot_type(ty);
         let mut xq = vec![0u8; vdt.row_bytes(f.n as u64).unwrap() as usize];
         quantize_row(vdt, &act, &mut xq).unwrap();
-        for (name, got) in [
+        let mut results = vec![
             ("dispatch", vec_dot(ty, f.n, &f.weights, &xq)),
             ("scalar", scalar_vec_dot(ty, f.n, &f.weights, &xq)),
-        ] {
+        ];
+        // The prompt path's tiles: the portable reference, and the table's kernel if any.
+        if let Some(tf) = Format::of(ty) {
+            let mut w = WeightTile::default();
+            w.pack(&tf, f.n, &f.weights, f.weights.len());
+            let mut a = ActTile::default();
+            a.shape(&tf, f.n, 1);
+            let gx: &mut [f32] = if a.gx.is_empty() { &mut [] } else { &mut a.gx };
+            fill_token(&tf, &xq, &mut a.u, &mut a.dx, gx);
+            let mut out = [0f32; TILE_ROWS];
+            run_ref(&tf, &w, &a, 0..1, &mut out);
+            results.push(("tile ref", out[0]));
+            if let Some(run) = Kernels::get().tile {
+                run(&tf, &w, &a, 0..1, &mut out);
+                results.push(("tile", out[0]));
+            }
+        }
+        for (name, got) in results {
             let err = (got as f64 - exact).abs() / scale;
             println!(
                 "{ty:5} {name:8} dot {got:12.6} exact {exact:12.6} normalized error {err:.2e}"

@@ -7,12 +7,23 @@
 //! is exactly free-running greedy decoding (reported as "exact prefix"). Every step whose
 //! reference top-2 margin is decisive must agree. Why a margin: the 8-bit activation
 //! quantization makes the network amplify 1e-6 differences in float summation order into
-//! logit differences of ~0.5. llama.cpp's own flash-attention path, measured against its
-//! non-flash path (the reference) by tools/reference/calibrate_llamacpp.py, moves these
-//! margins by up to 0.25 (qwen05), 0.47 (smollm2) and 0.97 (gemma3), and flips steps
-//! whose margins are below that. A step is decisive when its margin is above llama.cpp's own
-//! spread (and at least 0.5); logits must agree within 1.5x llama.cpp's own spread. A bar
-//! that llama.cpp itself would fail cannot be ours.
+//! logit differences of ~0.5. tools/reference/calibrate_llamacpp.py measures how far
+//! llama.cpp strays from its own reference (flash attention off, the prompt as one batch)
+//! in three variants: its flash-attention path, the prompt fed one token at a time (its
+//! one-token kernels instead of its batched ones), and the prompt's embeddings scaled by
+//! 1 +- 1e-7 or 1e-6. The largest moves are the spread: margins by up to 0.39 (qwen05),
+//! 0.48 (smollm2) and 1.48 (gemma3), last-prompt logits by up to 0.47, 1.07 and 2.23.
+//! A step is decisive when its margin is above llama.cpp's own margin spread (and at least
+//! 0.5); logits must agree within 2x llama.cpp's own logit spread. A bar that llama.cpp
+//! itself would fail cannot be ours.
+//!
+//! Why 2x and not less: the max over ~50k-260k logits is a heavy-tailed statistic. Scaling
+//! our own smollm2 embeddings by 1 +- 1e-7 .. 2e-6 moved the chat prompt's max difference
+//! between 0.71 and 1.52 with the one-token kernels and between 0.71 and 1.84 with the tile
+//! kernels (the same spread; neither path is the more accurate), against llama.cpp's 1.07
+//! over its own four perturbations: one draw of ours can land 1.7x over llama.cpp's worst.
+//! Real errors (a wrong kernel, a misplaced scale) move logits by 5 or more and flip
+//! decisive steps, which stay checked one by one.
 //!
 //! The models come from the cache (`lingqiao pull smollm2 gemma3 qwen05`); a missing
 //! model fails the test.
@@ -114,7 +125,7 @@ fn bars(key: &str) -> Bars {
     let abs = c["max_abs_logit_diff"].as_f64().unwrap() as f32;
     Bars {
         decisive_margin: margin.max(0.5),
-        max_abs_logit_diff: 1.5 * abs,
+        max_abs_logit_diff: 2.0 * abs,
     }
 }
 

@@ -34,7 +34,7 @@ pub fn dequantize_row_q4_1(src: &[u8], dst: &mut [f32]) {
 
 /// The two 5-bit values packed at position j (< 16) of a Q5 block: elements j and j + 16.
 #[inline(always)]
-fn q5_pair(qs: &[u8; 16], qh: u32, j: usize) -> (u8, u8) {
+pub(crate) fn q5_pair(qs: &[u8; 16], qh: u32, j: usize) -> (u8, u8) {
     let h0 = (((qh >> j) & 1) << 4) as u8;
     let h1 = (((qh >> (j + 16)) & 1) << 4) as u8;
     ((qs[j] & 0x0F) | h0, (qs[j] >> 4) | h1)

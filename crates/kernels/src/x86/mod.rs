@@ -9,6 +9,7 @@ mod avx2;
 mod avx512;
 mod probe;
 pub(crate) mod quantize;
+mod tile;
 
 use crate::dispatch::{Kernels, VecDotX4Fn};
 use crate::scalar::{self, blocks};
@@ -161,6 +162,7 @@ const AVX2: Kernels = Kernels {
     quantize_q8_k: quantize_safe::q8_k,
     attn_dot: crate::attn::avx2_safe::dot,
     attn_axpy: crate::attn::avx2_safe::axpy,
+    tile: None,
 };
 
 /// Safe wrappers of the AVX2 activation quantizers, for the tables (the AVX-512 one keeps
@@ -207,8 +209,21 @@ const AVX512: Kernels = Kernels {
     q5_k: avx512_safe::q5_k_q8_k::one,
     q6_k: avx512_safe::q6_k_q8_k::one,
     x4: avx512_x4,
+    tile: Some(tile_avx512),
     ..AVX2
 };
+
+fn tile_avx512(
+    f: &crate::tile::Format,
+    w: &crate::tile::WeightTile,
+    x: &crate::tile::ActTile,
+    tokens: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    // SAFETY: only reachable through the AVX-512 table, which exists only after its features
+    // were detected and its probe passed.
+    unsafe { tile::run(f, w, x, tokens, out) }
+}
 
 /// The AVX2 table if the CPU reports AVX2, FMA and F16C and the table passes the probe.
 pub(crate) fn avx2_table() -> Option<&'static Kernels> {

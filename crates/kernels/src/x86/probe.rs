@@ -10,6 +10,7 @@
 //! leaves with `_exit`, so it takes no lock another thread of the parent might have held.
 
 use crate::dispatch::Kernels;
+use crate::tile::{ActTile, Format, TILE_ROWS, WeightTile};
 use crate::{GgmlType, dequantize_row, quantize_row_with, vec_dot_type};
 
 /// Activation rows per case: enough for the four-token kernels.
@@ -27,6 +28,75 @@ struct Case {
     /// Allowed |got - want|: 0 for the K-quants (bit-identical by design), else a small
     /// multiple of f32 rounding at the scale of sum |w_i x_i|.
     tol: [f32; ROWS],
+    /// For types with a tile format: 16 rows (the case's row repeated with its blocks
+    /// rotated) against the ROWS activation rows, with the reference's results.
+    tile: Option<TileCase>,
+}
+
+struct TileCase {
+    f: Format,
+    w: WeightTile,
+    x: ActTile,
+    /// `run_ref` over tokens 0..ROWS and then 1..ROWS (a pass of four, then single tails).
+    want: Vec<f32>,
+    /// Where the kernel writes: allocated here, as the child must not allocate.
+    got: Vec<f32>,
+}
+
+impl TileCase {
+    fn new(ty: GgmlType, n: usize, w: &[u8], x: &[u8], x_row: usize) -> Option<TileCase> {
+        let f = Format::of(ty)?;
+        // Rotating the row by one block per tile row gives 16 different rows.
+        let bs = ty.type_size();
+        let rows: Vec<u8> = (0..TILE_ROWS)
+            .flat_map(|r| {
+                let k = (r * bs) % w.len();
+                w[k..].iter().chain(&w[..k]).copied().collect::<Vec<u8>>()
+            })
+            .collect();
+        let mut wt = WeightTile::default();
+        wt.pack(&f, n, &rows, w.len());
+        let mut xt = ActTile::default();
+        xt.shape(&f, n, ROWS);
+        for t in 0..ROWS {
+            let (ng, ndx) = (xt.ng, xt.ndx);
+            let gx: &mut [f32] = if xt.gx.is_empty() {
+                &mut []
+            } else {
+                &mut xt.gx[t * ng..(t + 1) * ng]
+            };
+            crate::tile::fill_token(
+                &f,
+                x.get(t * x_row..(t + 1) * x_row)?,
+                &mut xt.u[t * n..(t + 1) * n],
+                &mut xt.dx[t * ndx..(t + 1) * ndx],
+                gx,
+            );
+        }
+        let mut want = vec![0f32; (2 * ROWS - 1) * TILE_ROWS];
+        let (a, b) = want.split_at_mut(ROWS * TILE_ROWS);
+        crate::tile::run_ref(&f, &wt, &xt, 0..ROWS, a);
+        crate::tile::run_ref(&f, &wt, &xt, 1..ROWS, b);
+        let got = vec![0f32; want.len()];
+        Some(TileCase {
+            f,
+            w: wt,
+            x: xt,
+            want,
+            got,
+        })
+    }
+
+    /// `run` gives the reference's bits. Allocates nothing.
+    fn check(&mut self, run: crate::tile::TileRunFn) -> bool {
+        let (a, b) = self.got.split_at_mut(ROWS * TILE_ROWS);
+        run(&self.f, &self.w, &self.x, 0..ROWS, a);
+        run(&self.f, &self.w, &self.x, 1..ROWS, b);
+        self.got
+            .iter()
+            .zip(&self.want)
+            .all(|(g, w)| g.to_bits() == w.to_bits())
+    }
 }
 
 /// A small deterministic generator (xorshift64*): the probe must not depend on a seed file
@@ -96,6 +166,10 @@ impl Case {
                 tol[r] = 1e-4 * scale + 1e-30;
             }
         }
+        let tile = match Format::of(ty) {
+            Some(_) => Some(TileCase::new(ty, n, &w, &x, x_row)?),
+            None => None,
+        };
         Some(Case {
             ty,
             n,
@@ -104,13 +178,20 @@ impl Case {
             x_row,
             want,
             tol,
+            tile,
         })
     }
 
     /// Runs `table` on the case: every row through `vec_dot` within the tolerance of scalar,
-    /// and the four-token kernel (if any) bit-identical to `vec_dot`. Never panics or
-    /// allocates (it runs in the forked child).
-    fn check(&self, table: &Kernels) -> bool {
+    /// the four-token kernel (if any) bit-identical to `vec_dot`, and the tile kernel (if
+    /// any) bit-identical to the tile reference. Never panics or allocates (it runs in the
+    /// forked child).
+    fn check(&mut self, table: &Kernels) -> bool {
+        if let (Some(run), Some(tile)) = (table.tile, self.tile.as_mut())
+            && !tile.check(run)
+        {
+            return false;
+        }
         let dot = table.vec_dot_fn(self.ty);
         let mut got = [0f32; ROWS];
         for (r, g) in got.iter_mut().enumerate() {
@@ -147,7 +228,7 @@ impl Case {
 #[cfg(unix)]
 pub(super) fn passes(table: &Kernels) -> bool {
     let mut bits = Bits(0x9E37_79B9_7F4A_7C15);
-    let Some(cases) = crate::WEIGHT_TYPES
+    let Some(mut cases) = crate::WEIGHT_TYPES
         .iter()
         .map(|&ty| Case::new(ty, &mut bits))
         .collect::<Option<Vec<Case>>>()
@@ -167,7 +248,7 @@ pub(super) fn passes(table: &Kernels) -> bool {
     // memory allocated before the fork.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        child(table, &cases, write_end);
+        child(table, &mut cases, write_end);
     }
     // SAFETY: our own descriptor; the child has its copy.
     unsafe { libc::close(write_end) };
@@ -198,7 +279,7 @@ pub(super) fn passes(_table: &Kernels) -> bool {
 const PASSED: u8 = b'1';
 
 #[cfg(unix)]
-fn child(table: &Kernels, cases: &[Case], report: libc::c_int) -> ! {
+fn child(table: &Kernels, cases: &mut [Case], report: libc::c_int) -> ! {
     // SAFETY: setrlimit, signal, write and _exit are async-signal-safe. No core file for an
     // expected SIGILL, and default actions for the faults in case the parent handles them.
     unsafe {
@@ -211,7 +292,7 @@ fn child(table: &Kernels, cases: &[Case], report: libc::c_int) -> ! {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
-    let verdict = if cases.iter().all(|c| c.check(table)) {
+    let verdict = if cases.iter_mut().all(|c| c.check(table)) {
         PASSED
     } else {
         b'0'
@@ -285,6 +366,32 @@ mod tests {
                 *o = scalar::vec_dot_q8_0_q8_0(n, w, &x[j * row..(j + 1) * row]) * (1.0 + 1e-7);
             }
         })
+    }
+
+    /// A tile kernel one ulp off the reference in one output.
+    fn sloppy_tile(
+        f: &Format,
+        w: &WeightTile,
+        x: &ActTile,
+        tokens: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        crate::tile::run_ref(f, w, x, tokens, out);
+        out[5] = f32::from_bits(out[5].to_bits() + 1);
+    }
+
+    #[test]
+    fn a_tile_kernel_that_is_not_bit_identical_fails() {
+        let table = Kernels {
+            tile: Some(sloppy_tile),
+            ..*Kernels::scalar()
+        };
+        assert!(!passes(&table));
+        let table = Kernels {
+            tile: Some(crate::tile::run_ref),
+            ..*Kernels::scalar()
+        };
+        assert!(passes(&table));
     }
 
     #[test]

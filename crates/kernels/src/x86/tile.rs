@@ -1,0 +1,142 @@
+//! The AVX-512 + VNNI tile kernel (see [`crate::tile`]): 16 weight rows in the lanes of a
+//! 512-bit register, four tokens at a time, each lane doing exactly what
+//! [`crate::tile::run_ref`] does for its row, so the results are the same bits.
+//!
+//! Per group of 32 elements and token: 8 `vpdpbusd` (4 bytes of the token broadcast against
+//! the 16 rows' 4 bytes), one conversion, one multiply and one FMA, for 512 multiply-adds.
+//! The four tokens' sums are independent chains, which keeps the `vpdpbusd` latency hidden.
+//!
+//! Only called through `super::AVX512`, which exists after the features were detected and
+//! the probe passed.
+
+use crate::tile::{ActTile, Format, TILE_ROWS, check};
+use core::arch::x86_64::*;
+use std::ops::Range;
+
+/// Tokens per kernel pass.
+const T: usize = 4;
+
+/// Tokens `t0..t0 + NT` against the tile; results to `out[j * 16..]` for token `t0 + j`.
+///
+/// # Safety
+/// The CPU must have AVX512F/BW/VL and VNNI, and [`check`] must have passed for a token
+/// range covering `t0..t0 + NT` and an `out` of at least `NT * 16`.
+#[inline(always)]
+unsafe fn pass<const G: usize, const GPD: usize, const MIN: bool, const NT: usize>(
+    w: &crate::tile::WeightTile,
+    x: &ActTile,
+    t0: usize,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let ng = n / G;
+    // SAFETY: every pointer below stays inside the vectors `check` sized: q holds n * 16
+    // bytes (k4 < n / 4, 64 each), corr/sw/mw ng * 16, u n per token, dx ndx and gx ng per
+    // token for the tokens of the range, out NT * 16.
+    unsafe {
+        let q = w.q.as_ptr();
+        let u: [*const u8; NT] = core::array::from_fn(|j| x.u.as_ptr().add((t0 + j) * n));
+        let dx: [*const f32; NT] = core::array::from_fn(|j| x.dx.as_ptr().add((t0 + j) * x.ndx));
+        let gx: [*const f32; NT] = core::array::from_fn(|j| {
+            if MIN {
+                x.gx.as_ptr().add((t0 + j) * ng)
+            } else {
+                core::ptr::null()
+            }
+        });
+        let mut acc = [_mm512_setzero_ps(); NT];
+        let mut a = [_mm512_setzero_ps(); NT];
+        for g in 0..ng {
+            let corr = _mm512_loadu_si512(w.corr.as_ptr().add(g * TILE_ROWS).cast());
+            let mut s = [corr; NT];
+            for c in 0..G / 4 {
+                let k4 = g * (G / 4) + c;
+                let wv = _mm512_loadu_si512(q.add(k4 * 64).cast());
+                for j in 0..NT {
+                    let y = _mm512_set1_epi32(u[j].add(k4 * 4).cast::<i32>().read_unaligned());
+                    s[j] = _mm512_dpbusd_epi32(s[j], y, wv);
+                }
+            }
+            let sw = _mm512_loadu_ps(w.sw.as_ptr().add(g * TILE_ROWS));
+            let mw = if MIN {
+                _mm512_loadu_ps(w.mw.as_ptr().add(g * TILE_ROWS))
+            } else {
+                _mm512_setzero_ps()
+            };
+            for j in 0..NT {
+                let v = _mm512_cvtepi32_ps(s[j]);
+                if GPD == 1 {
+                    let scale = _mm512_mul_ps(sw, _mm512_set1_ps(*dx[j].add(g)));
+                    acc[j] = _mm512_fmadd_ps(v, scale, acc[j]);
+                    if MIN {
+                        acc[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(*gx[j].add(g)), acc[j]);
+                    }
+                } else {
+                    a[j] = _mm512_fmadd_ps(v, sw, a[j]);
+                    if MIN {
+                        a[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(*gx[j].add(g)), a[j]);
+                    }
+                }
+            }
+            if GPD > 1 && (g + 1) % GPD == 0 {
+                for j in 0..NT {
+                    let d = _mm512_set1_ps(*dx[j].add(g / GPD));
+                    acc[j] = _mm512_fmadd_ps(a[j], d, acc[j]);
+                    a[j] = _mm512_setzero_ps();
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.as_mut_ptr().add(j * TILE_ROWS), *acc);
+        }
+    }
+}
+
+/// All tokens of `tokens`, four at a time and then one at a time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn run_typed<const G: usize, const GPD: usize, const MIN: bool>(
+    w: &crate::tile::WeightTile,
+    x: &ActTile,
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    let mut t = tokens.start;
+    let mut o = 0;
+    // SAFETY: the caller ran `check` for `tokens` and `out`; each pass stays inside both.
+    unsafe {
+        while t + T <= tokens.end {
+            pass::<G, GPD, MIN, T>(w, x, t, &mut out[o..]);
+            t += T;
+            o += T * TILE_ROWS;
+        }
+        while t < tokens.end {
+            pass::<G, GPD, MIN, 1>(w, x, t, &mut out[o..]);
+            t += 1;
+            o += TILE_ROWS;
+        }
+    }
+}
+
+/// The tile kernel for the formats of [`Format::of`].
+///
+/// # Safety
+/// The CPU must have AVX512F/BW/VL and VNNI.
+pub(super) unsafe fn run(
+    f: &Format,
+    w: &crate::tile::WeightTile,
+    x: &ActTile,
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    check(f, w, x, &tokens, out);
+    // SAFETY: the features are the caller's promise; `check` passed.
+    unsafe {
+        match (f.group, f.groups_per_dx, f.min) {
+            (32, 1, false) => run_typed::<32, 1, false>(w, x, tokens, out),
+            (32, 1, true) => run_typed::<32, 1, true>(w, x, tokens, out),
+            (32, 8, true) => run_typed::<32, 8, true>(w, x, tokens, out),
+            (16, 16, false) => run_typed::<16, 16, false>(w, x, tokens, out),
+            other => unreachable!("no tile kernel for {other:?}"),
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub struct Kernels {
     pub attn_axpy: crate::attn::AttnAxpyFn,
     /// The tile kernel for prompt processing (see [`crate::tile`]), where this table has one;
     /// matmul runs several tokens through the four-token kernels otherwise.
-    pub tile: Option<crate::tile::TileRunFn>,
+    pub tile: Option<crate::tile::TileKernels>,
 }
 
 fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {

@@ -56,10 +56,6 @@ fn rows_per_chunk(rows: usize, row_bytes: usize) -> usize {
     by_size.max(by_count).max(4).next_multiple_of(4)
 }
 
-/// Tokens from which a matmul runs as tiles (where the table has a tile kernel and the type a
-/// tile format): below it, unpacking 16 rows costs more than the tile kernel saves.
-pub const TILE_MIN_TOKENS: usize = 8;
-
 /// Tokens per tile kernel call (the results pass through a stack buffer of this many x 16).
 const TILE_TOKENS: usize = 64;
 
@@ -159,12 +155,13 @@ pub fn matmul_many_with(
 
     // Prompts run as tiles where the table and the type have them: each distinct activation
     // form is built once from the quantized rows.
-    let tile_run = k.tile.filter(|_| n_tokens >= TILE_MIN_TOKENS);
+    let tile_run = k.tile;
+    let tile_format = |ty| Format::of(ty).filter(|f| n_tokens >= f.min_tokens());
     let mut spare_acts = ACTS.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut acts: Vec<((GgmlType, usize, bool), ActTile)> = Vec::new();
     if tile_run.is_some() {
         for (w, _) in outs.iter() {
-            let Some(f) = Format::of(w.ty) else { continue };
+            let Some(f) = tile_format(w.ty) else { continue };
             if acts.iter().any(|(key, _)| *key == f.act_key()) {
                 continue;
             }
@@ -186,7 +183,7 @@ pub fn matmul_many_with(
         out: SharedMut<f32>,
         dot: crate::VecDotFn,
         x4: Option<crate::VecDotX4Fn>,
-        tile: Option<(Format, &'a ActTile, crate::tile::TileRunFn)>,
+        tile: Option<(Format, &'a ActTile, crate::tile::TileKernels)>,
         chunk: usize,
         first_chunk: usize,
     }
@@ -199,10 +196,10 @@ pub fn matmul_many_with(
             .find(|(t, _, _)| *t == vdt)
             .expect("made above");
         let w_row = row_bytes(w.ty, cols).expect("validated");
-        let tile = tile_run.and_then(|run| {
-            let f = Format::of(w.ty)?;
+        let tile = tile_run.and_then(|tk| {
+            let f = tile_format(w.ty)?;
             let (_, a) = acts.iter().find(|(key, _)| *key == f.act_key())?;
-            Some((f, a, run))
+            Some((f, a, tk))
         });
         let mut chunk = rows_per_chunk(w.rows, w_row);
         if tile.is_some() {
@@ -244,16 +241,16 @@ pub fn matmul_many_with(
             return;
         }
         let n_rows = j.w.rows;
-        if let Some((f, act, run)) = j.tile {
+        if let Some((f, act, tk)) = j.tile {
             TILE_W.with(|wt| {
                 let wt = &mut *wt.borrow_mut();
                 let mut buf = [0f32; TILE_TOKENS * TILE_ROWS];
                 for r0 in rows.clone().step_by(TILE_ROWS) {
                     let r1 = (r0 + TILE_ROWS).min(rows.end);
-                    wt.pack(&f, cols, &j.w.data[r0 * j.w_row..r1 * j.w_row], j.w_row);
+                    (tk.pack)(wt, &f, cols, &j.w.data[r0 * j.w_row..r1 * j.w_row], j.w_row);
                     for t0 in (0..n_tokens).step_by(TILE_TOKENS) {
                         let t1 = (t0 + TILE_TOKENS).min(n_tokens);
-                        run(&f, wt, act, t0..t1, &mut buf);
+                        (tk.run)(&f, wt, act, t0..t1, &mut buf);
                         for t in t0..t1 {
                             // SAFETY: rows r0..r1 belong to this thread's chunk.
                             let o = unsafe { j.out.slice(t * n_rows + r0..t * n_rows + r1) };

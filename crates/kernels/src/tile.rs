@@ -71,6 +71,19 @@ impl Format {
         })
     }
 
+    /// Tokens from which a matmul runs as tiles: below, unpacking the weights costs more than
+    /// the tile kernel saves over the four-token kernels. Measured on the 2-core AVX-512 VM
+    /// (one thread, `ops::matmul_with` with and without the tile kernels, at qwen05's and
+    /// qwen15's FFN shapes): Q5_0 tiles were 1.34x faster at 8 tokens and equal at 6; Q4_K
+    /// 0.72x at 16 and 1.21x at 32; Q6_K 0.86x at 16 and 1.24x at 32.
+    pub fn min_tokens(&self) -> usize {
+        match self.ty {
+            GgmlType::Q4_K | GgmlType::Q5_K => 24,
+            GgmlType::Q6_K => 20,
+            _ => 8,
+        }
+    }
+
     /// What the activations must provide: their type, the group size and whether per-group
     /// sums are needed. Weight types with the same key share one [`ActTile`].
     pub fn act_key(&self) -> (GgmlType, usize, bool) {
@@ -80,6 +93,7 @@ impl Format {
 
 /// One weight row as q (`n` values), a scale and a min per group: element k is
 /// `sw[k / group] * q[k] + mw[k / group]`, the value ggml's dequantization gives.
+#[inline(always)]
 fn unpack_row(ty: GgmlType, row: &[u8], q: &mut [i8], sw: &mut [f32], mw: &mut [f32]) {
     match ty {
         GgmlType::Q4_0 => {
@@ -243,59 +257,88 @@ pub struct WeightTile {
     pub sw: Vec<f32>,
     /// Per group and row: the min (empty for types without one).
     pub mw: Vec<f32>,
-    /// One row unpacked, before interleaving (kept to reuse its allocation).
-    row_q: Vec<i8>,
+    /// The rows unpacked one after another, before interleaving (kept to reuse its
+    /// allocation).
+    pub(crate) row_q: Vec<i8>,
     row_sw: Vec<f32>,
     row_mw: Vec<f32>,
 }
 
 impl WeightTile {
     /// Unpacks `rows` (whole rows of `f.ty`, at most [`TILE_ROWS`] of `row_bytes` each, `n`
-    /// elements per row) into this tile.
+    /// elements per row) into this tile, with the portable code (kernel tables carry a
+    /// [`PackFn`] for their instruction set that gives the same tile).
     ///
     /// Panics if the sizes disagree (they are fixed by the model and checked at load).
     pub fn pack(&mut self, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
-        assert!(
-            n.is_multiple_of(f.group) && n.is_multiple_of(4),
-            "tile: row length {n}"
-        );
-        assert!(rows.len().is_multiple_of(row_bytes) && rows.len() / row_bytes <= TILE_ROWS);
-        let ng = n / f.group;
-        self.n = n;
-        self.q.clear();
-        self.q.resize(n * TILE_ROWS, 0);
-        self.corr.clear();
-        self.corr.resize(ng * TILE_ROWS, 0);
-        self.sw.clear();
-        self.sw.resize(ng * TILE_ROWS, 0.0);
-        self.mw.clear();
-        if f.min {
-            self.mw.resize(ng * TILE_ROWS, 0.0);
+        pack_impl(self, f, n, rows, row_bytes)
+    }
+}
+
+/// Fills a [`WeightTile`] (see [`WeightTile::pack`]).
+pub type PackFn = fn(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize);
+
+/// A table's tile kernels: the packing (the same tile as [`WeightTile::pack`]) and the
+/// product (the same results as [`run_ref`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TileKernels {
+    pub pack: PackFn,
+    pub run: TileRunFn,
+}
+
+/// The first half of [`WeightTile::pack`]: every row unpacked into `t.row_q` (row after row,
+/// missing rows zero) and the scales and mins placed. Inlined into each instance so that it
+/// is compiled for the instance's target features.
+#[inline(always)]
+pub(crate) fn unpack_rows(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
+    assert!(
+        n.is_multiple_of(f.group) && n.is_multiple_of(4),
+        "tile: row length {n}"
+    );
+    assert!(rows.len().is_multiple_of(row_bytes) && rows.len() / row_bytes <= TILE_ROWS);
+    let ng = n / f.group;
+    t.n = n;
+    t.q.resize(n * TILE_ROWS, 0);
+    t.corr.resize(ng * TILE_ROWS, 0);
+    t.sw.clear();
+    t.sw.resize(ng * TILE_ROWS, 0.0);
+    t.mw.clear();
+    if f.min {
+        t.mw.resize(ng * TILE_ROWS, 0.0);
+    }
+    t.row_q.clear();
+    t.row_q.resize(n * TILE_ROWS, 0);
+    t.row_sw.resize(ng, 0.0);
+    t.row_mw.resize(ng, 0.0);
+    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+        let q = &mut t.row_q[r * n..(r + 1) * n];
+        unpack_row(f.ty, row, q, &mut t.row_sw, &mut t.row_mw);
+        for g in 0..ng {
+            t.sw[g * TILE_ROWS + r] = t.row_sw[g];
+            if f.min {
+                t.mw[g * TILE_ROWS + r] = t.row_mw[g];
+            }
         }
-        self.row_q.resize(n, 0);
-        self.row_sw.resize(ng, 0.0);
-        self.row_mw.resize(ng, 0.0);
-        for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
-            unpack_row(
-                f.ty,
-                row,
-                &mut self.row_q,
-                &mut self.row_sw,
-                &mut self.row_mw,
-            );
-            // Quad k4 of the row to slot k4 * 16 + r, as u32 moves.
-            let q32: &mut [[i8; 4]] = bytemuck::cast_slice_mut(&mut self.q);
-            for (k4, quad) in self.row_q.chunks_exact(4).enumerate() {
-                q32[k4 * TILE_ROWS + r] = quad.try_into().expect("chunks of 4");
-            }
-            for (g, grp) in self.row_q.chunks_exact(f.group).enumerate() {
-                let s: i32 = grp.iter().map(|&v| i32::from(v)).sum();
-                self.corr[g * TILE_ROWS + r] = -128 * s;
-                self.sw[g * TILE_ROWS + r] = self.row_sw[g];
-                if f.min {
-                    self.mw[g * TILE_ROWS + r] = self.row_mw[g];
-                }
-            }
+    }
+}
+
+/// The portable body of [`WeightTile::pack`].
+fn pack_impl(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
+    unpack_rows(t, f, n, rows, row_bytes);
+    for r in 0..TILE_ROWS {
+        let q = &t.row_q[r * n..(r + 1) * n];
+        for (g, grp) in q.chunks_exact(f.group).enumerate() {
+            let s: i32 = grp.iter().map(|&v| i32::from(v)).sum();
+            t.corr[g * TILE_ROWS + r] = -128 * s;
+        }
+    }
+    // Quad k4 of row r to slot k4 * 16 + r: one 64-byte line per quad index.
+    let src: &[[i8; 4]] = bytemuck::cast_slice(&t.row_q);
+    let dst: &mut [[[i8; 4]; TILE_ROWS]] = bytemuck::cast_slice_mut(&mut t.q);
+    let quads = n / 4;
+    for (k4, line) in dst.iter_mut().enumerate() {
+        for (r, slot) in line.iter_mut().enumerate() {
+            *slot = src[r * quads + k4];
         }
     }
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{FIXTURE_TYPES, random_weights, rng};
-use lingqiao_kernels::ops::{TILE_MIN_TOKENS, WeightView, get_row, matmul};
+use lingqiao_kernels::ops::{WeightView, get_row, matmul};
 use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, fill_token, run_ref};
 use lingqiao_kernels::{
     GgmlType, KernelError, Kernels, dequantize_row, quantize_row, vec_dot, vec_dot_type,
@@ -74,7 +74,7 @@ fn matmul_is_thread_count_independent_and_equals_vec_dot() {
             cols,
         };
 
-        for n_tokens in [1, 3, 6, 9, 17] {
+        for n_tokens in [1, 3, 6, 9, 17, 33] {
             let x: Vec<f32> = (0..n_tokens * cols)
                 .map(|_| r.random_range(-2.0f32..2.0))
                 .collect();
@@ -99,9 +99,8 @@ fn matmul_is_thread_count_independent_and_equals_vec_dot() {
             // A prompt runs as tiles where the table has a tile kernel and the type a tile
             // format: then every output is the tile reference's, bit for bit; otherwise
             // each is the one-token kernel's.
-            let tiled = n_tokens >= TILE_MIN_TOKENS
-                && Kernels::get().tile.is_some()
-                && Format::of(ty).is_some();
+            let tiled = Kernels::get().tile.is_some()
+                && Format::of(ty).is_some_and(|f| n_tokens >= f.min_tokens());
             let want = if tiled {
                 tile_reference(ty, &data, rows, cols, &xq, n_tokens)
             } else {

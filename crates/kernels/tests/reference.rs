@@ -138,8 +138,8 @@ fn vec_dot_close_to_exact_dot_for_every_type() {
             let mut out = [0f32; TILE_ROWS];
             run_ref(&tf, &w, &a, 0..1, &mut out);
             results.push(("tile ref", out[0]));
-            if let Some(run) = Kernels::get().tile {
-                run(&tf, &w, &a, 0..1, &mut out);
+            if let Some(tk) = Kernels::get().tile {
+                (tk.run)(&tf, &w, &a, 0..1, &mut out);
                 results.push(("tile", out[0]));
             }
         }

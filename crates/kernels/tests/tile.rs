@@ -112,19 +112,38 @@ fn simd_tile_kernels_give_the_reference_bits() {
     }
     let mut r = rng(32);
     for table in tables {
-        let run = table.tile.expect("the AVX-512 table has a tile kernel");
+        let tk = table.tile.expect("the AVX-512 table has a tile kernel");
         for ty in tile_types() {
             let f = Format::of(ty).unwrap();
             for n in [256, 512, 1536] {
                 let n_tokens = 11;
                 let (w, x) = case(ty, n, 13, n_tokens, &mut r);
                 let (t, a) = (pack(&f, n, &w), acts(&f, n, n_tokens, &x));
+                // The table's packing: the same tile, field by field.
+                let mut tt = WeightTile::default();
+                let rb = ty.row_bytes(n as u64).unwrap() as usize;
+                (tk.pack)(&mut tt, &f, n, &w, rb);
+                assert_eq!(t.q, tt.q, "{} {ty} n={n}: packed q", table.isa);
+                assert_eq!(t.corr, tt.corr, "{} {ty} n={n}: packed corr", table.isa);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&t.sw),
+                    bits(&tt.sw),
+                    "{} {ty} n={n}: packed sw",
+                    table.isa
+                );
+                assert_eq!(
+                    bits(&t.mw),
+                    bits(&tt.mw),
+                    "{} {ty} n={n}: packed mw",
+                    table.isa
+                );
                 // Whole passes of four tokens, single-token tails, and an offset start.
                 for tokens in [0..n_tokens, 3..10, 5..6] {
                     let mut want = vec![0f32; tokens.len() * TILE_ROWS];
                     let mut got = vec![f32::NAN; tokens.len() * TILE_ROWS];
                     run_ref(&f, &t, &a, tokens.clone(), &mut want);
-                    run(&f, &t, &a, tokens.clone(), &mut got);
+                    (tk.run)(&f, &t, &a, tokens.clone(), &mut got);
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert_eq!(
                             g.to_bits(),

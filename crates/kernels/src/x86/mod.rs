@@ -209,20 +209,32 @@ const AVX512: Kernels = Kernels {
     q5_k: avx512_safe::q5_k_q8_k::one,
     q6_k: avx512_safe::q6_k_q8_k::one,
     x4: avx512_x4,
-    tile: Some(tile_avx512),
+    tile: Some(crate::tile::TileKernels {
+        pack: tile_safe::pack,
+        run: tile_safe::run,
+    }),
     ..AVX2
 };
 
-fn tile_avx512(
-    f: &crate::tile::Format,
-    w: &crate::tile::WeightTile,
-    x: &crate::tile::ActTile,
-    tokens: std::ops::Range<usize>,
-    out: &mut [f32],
-) {
-    // SAFETY: only reachable through the AVX-512 table, which exists only after its features
-    // were detected and its probe passed.
-    unsafe { tile::run(f, w, x, tokens, out) }
+/// Safe wrappers of the AVX-512 tile kernels, for the table.
+mod tile_safe {
+    use crate::tile::{ActTile, Format, WeightTile};
+    use std::ops::Range;
+
+    // SAFETY (each): only reachable through the AVX-512 table, which exists only after its
+    // features were detected and its probe passed.
+    pub(super) fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
+        unsafe { super::tile::pack(t, f, n, rows, row_bytes) }
+    }
+    pub(super) fn run(
+        f: &Format,
+        w: &WeightTile,
+        x: &ActTile,
+        tokens: Range<usize>,
+        out: &mut [f32],
+    ) {
+        unsafe { super::tile::run(f, w, x, tokens, out) }
+    }
 }
 
 /// The AVX2 table if the CPU reports AVX2, FMA and F16C and the table passes the probe.

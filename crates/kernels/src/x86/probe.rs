@@ -87,11 +87,12 @@ impl TileCase {
         })
     }
 
-    /// `run` gives the reference's bits. Allocates nothing.
-    fn check(&mut self, run: crate::tile::TileRunFn) -> bool {
+    /// `tk.run` gives the reference's bits on the reference's packing. (The table's packing
+    /// is not run here: it allocates; the tests check it.) Allocates nothing.
+    fn check(&mut self, tk: crate::tile::TileKernels) -> bool {
         let (a, b) = self.got.split_at_mut(ROWS * TILE_ROWS);
-        run(&self.f, &self.w, &self.x, 0..ROWS, a);
-        run(&self.f, &self.w, &self.x, 1..ROWS, b);
+        (tk.run)(&self.f, &self.w, &self.x, 0..ROWS, a);
+        (tk.run)(&self.f, &self.w, &self.x, 1..ROWS, b);
         self.got
             .iter()
             .zip(&self.want)
@@ -383,12 +384,18 @@ mod tests {
     #[test]
     fn a_tile_kernel_that_is_not_bit_identical_fails() {
         let table = Kernels {
-            tile: Some(sloppy_tile),
+            tile: Some(crate::tile::TileKernels {
+                pack: crate::tile::WeightTile::pack,
+                run: sloppy_tile,
+            }),
             ..*Kernels::scalar()
         };
         assert!(!passes(&table));
         let table = Kernels {
-            tile: Some(crate::tile::run_ref),
+            tile: Some(crate::tile::TileKernels {
+                pack: crate::tile::WeightTile::pack,
+                run: crate::tile::run_ref,
+            }),
             ..*Kernels::scalar()
         };
         assert!(passes(&table));

@@ -1,6 +1,6 @@
 //! Token -> text: pieces, `llama_detokenize`, and the streaming decoder.
 
-use crate::Tokenizer;
+use crate::{Kind, Tokenizer};
 
 /// `llama_detokenize(.., remove_special = false, unparse_special = special)`.
 pub(crate) fn detokenize(tok: &Tokenizer, ids: &[u32], special: bool) -> String {
@@ -146,28 +146,29 @@ impl<'a> StreamDecoder<'a> {
     }
 }
 
-/// `llama_token_to_piece(.., special = true)` computed from the vocab (the cache llama.cpp
-/// builds at load).
-pub(crate) fn raw_piece(tok: &Tokenizer, id: u32) -> Vec<u8> {
+/// `llama_token_to_piece(.., special = true)` of a token with attributes `attr` and vocab
+/// text `text`, appended to `out` (the cache llama.cpp builds at load).
+pub(crate) fn raw_piece(kind: &Kind, attr: u16, text: &str, out: &mut Vec<u8>) {
     use crate::attr::{BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED};
-    let a = tok.attr(id);
-    let Some(text) = tok.token_text(id) else {
-        return Vec::new();
-    };
-    if a & (CONTROL | UNKNOWN | USER_DEFINED) != 0 {
-        return text.as_bytes().to_vec();
-    }
-    if a & NORMAL != 0 {
-        return match &tok.kind {
-            crate::Kind::Spm => text.replace('\u{2581}', " ").into_bytes(),
-            crate::Kind::Bpe { .. } => gpt2_decode(text),
-        };
-    }
-    if a & BYTE != 0 {
-        return vec![byte_of_hex_token(text)];
+    if attr & (CONTROL | UNKNOWN | USER_DEFINED) != 0 {
+        out.extend_from_slice(text.as_bytes());
+    } else if attr & NORMAL != 0 {
+        match kind {
+            Kind::Spm => {
+                // U+2581 becomes a space
+                let mut parts = text.split('\u{2581}');
+                out.extend_from_slice(parts.next().unwrap_or("").as_bytes());
+                for part in parts {
+                    out.push(b' ');
+                    out.extend_from_slice(part.as_bytes());
+                }
+            }
+            Kind::Bpe { .. } => gpt2_decode(text, out),
+        }
+    } else if attr & BYTE != 0 {
+        out.push(byte_of_hex_token(text));
     }
     // unused / undefined tokens render as nothing
-    Vec::new()
 }
 
 /// `llama_token_to_byte`: the two hex digits of `<0xNN>`, parsed like `strtol`.
@@ -185,8 +186,7 @@ fn byte_of_hex_token(text: &str) -> u8 {
 
 /// `llama_decode_text`: GPT-2 chars back to bytes; a char outside the map is spelled out
 /// the way llama.cpp does (`[UNK_BYTE_0x..<token>]`).
-fn gpt2_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
+fn gpt2_decode(text: &str, out: &mut Vec<u8>) {
     for c in text.chars() {
         match crate::unicode::char_to_byte(c) {
             Some(b) => out.push(b),
@@ -200,5 +200,4 @@ fn gpt2_decode(text: &str) -> Vec<u8> {
             }
         }
     }
-    out
 }

@@ -31,6 +31,8 @@ pub enum TokenizerError {
     },
     #[error("vocabulary of {0} tokens does not fit in u32 ids")]
     VocabTooLarge(usize),
+    #[error("{what} of the vocabulary total {bytes} bytes, more than their u32 offsets reach")]
+    VocabBytesTooLarge { what: &'static str, bytes: usize },
     #[error("{what} token id {id} is required but missing or out of range")]
     MissingSpecial { what: &'static str, id: i64 },
 }

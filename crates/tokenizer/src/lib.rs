@@ -17,8 +17,9 @@ mod spec;
 mod special;
 mod spm;
 mod unicode;
+mod vocab;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 
 pub use decode::StreamDecoder;
 pub use error::TokenizerError;
@@ -27,17 +28,18 @@ pub use spec::{SpecialIds, TokenizerSpec};
 use crate::bpe::Merges;
 use crate::pretok::PreSplit;
 use crate::special::Fragment;
+use crate::vocab::{Pieces, Vocab};
 
 /// A tokenizer for one model's vocabulary. Cheap to share (`&Tokenizer` is all any
 /// method needs).
 pub struct Tokenizer {
     kind: Kind,
-    tokens: Vec<String>,
+    /// Token texts and the lookup by text.
+    vocab: Vocab,
     scores: Vec<f32>,
     attrs: Vec<u16>,
-    token_to_id: HashMap<String, u32>,
     /// `token_to_piece(id, special = true)` for every id.
-    pieces: Vec<Vec<u8>>,
+    pieces: Pieces,
     special: special::SpecialMatcher,
     bos: Option<u32>,
     eos: Option<u32>,
@@ -78,7 +80,7 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
         let fragments = self
             .special
-            .partition(text, parse_special, &self.tokens, &self.attrs);
+            .partition(text, parse_special, &self.vocab, &self.attrs);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
             // llama.cpp asserts a BOS exists when add_bos is set; a file without one
@@ -100,7 +102,7 @@ impl Tokenizer {
                             let s = s.replace(' ', "\u{2581}");
                             spm::tokenize(
                                 &s,
-                                |t| self.token_to_id.get(t).copied(),
+                                |t| self.vocab.id(t),
                                 |id| self.scores.get(id as usize).copied().unwrap_or(0.0),
                                 |b| self.spm_byte_token(b),
                                 &mut out,
@@ -139,7 +141,7 @@ impl Tokenizer {
         else {
             return;
         };
-        let lookup = |t: &str| self.token_to_id.get(t).copied();
+        let lookup = |t: &str| self.vocab.id(t);
         let mut word = String::new();
         let mut syms = Vec::new();
         for range in pretok::split(text, *split) {
@@ -173,10 +175,10 @@ impl Tokenizer {
     /// `llama_vocab::byte_to_token` for SentencePiece: `<0xNN>`, else the byte itself.
     fn spm_byte_token(&self, b: u8) -> Option<u32> {
         let hex = format!("<0x{b:02X}>");
-        self.token_to_id.get(hex.as_str()).copied().or_else(|| {
+        self.vocab.id(&hex).or_else(|| {
             std::str::from_utf8(&[b])
                 .ok()
-                .and_then(|s| self.token_to_id.get(s).copied())
+                .and_then(|s| self.vocab.id(s))
         })
     }
 
@@ -201,7 +203,7 @@ impl Tokenizer {
     }
 
     pub fn n_vocab(&self) -> usize {
-        self.tokens.len()
+        self.vocab.len()
     }
 
     pub fn bos(&self) -> Option<u32> {
@@ -234,12 +236,12 @@ impl Tokenizer {
 
     /// Exact vocabulary lookup of a token's raw text.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.vocab.id(text)
     }
 
     /// The raw vocabulary string of a token (GPT-2 byte-encoded for BPE vocabs).
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(String::as_str)
+        self.vocab.get(id)
     }
 
     /// True for control tokens (`llama_vocab_is_control`).
@@ -256,9 +258,6 @@ impl Tokenizer {
         if !special && self.attr(id) & (attr::CONTROL | attr::UNKNOWN) != 0 {
             return &[];
         }
-        self.pieces
-            .get(id as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.pieces.get(id)
     }
 }

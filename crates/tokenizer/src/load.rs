@@ -9,6 +9,7 @@ use crate::bpe::Merges;
 use crate::error::TokenizerError;
 use crate::spec::{TokenizerSpec, bpe_pre_info};
 use crate::special::SpecialMatcher;
+use crate::vocab::{Pieces, Vocab};
 use crate::{Kind, Tokenizer, unicode};
 
 struct Flags {
@@ -42,21 +43,8 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
     };
 
     // vocab strings; llama.cpp renames empty ones so they stay unique
-    let mut tokens = spec.tokens;
-    let mut token_to_id: HashMap<String, u32> =
-        HashMap::with_capacity_and_hasher(n_vocab, Default::default());
-    for (i, t) in tokens.iter_mut().enumerate() {
-        if t.is_empty() {
-            *t = format!("[EMPTY_{i}]");
-        }
-        if let Some(first) = token_to_id.insert(t.clone(), i as u32) {
-            return Err(TokenizerError::DuplicateToken {
-                text: t.clone(),
-                first,
-                second: i as u32,
-            });
-        }
-    }
+    let vocab = Vocab::new(&spec.tokens)?;
+    drop(spec.tokens);
     let scores = match spec.scores {
         Some(s) => {
             check_len("tokenizer.ggml.scores", s.len())?;
@@ -90,7 +78,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
         ),
         "gpt2" => {
             let pre = bpe_pre_info(spec.pre.as_deref())?;
-            let merges = parse_merges(spec.merges.as_deref().unwrap_or(&[]), &token_to_id);
+            let merges = parse_merges(spec.merges.as_deref().unwrap_or(&[]), &vocab);
             // Not every byte needs a token (SmolLM2 lacks some control bytes): llama.cpp
             // drops a byte it cannot spell, and so does `Tokenizer::bpe_tokenize`.
             let byte_chars = Box::new(unicode::byte_to_char_table());
@@ -148,8 +136,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
 
     // Find missing end-of-turn / FIM tokens by text and mark them control. llama.cpp walks
     // a hash map here; the vocab order is used instead so the choice is deterministic.
-    for (i, t) in tokens.iter().enumerate() {
-        let t = t.as_str();
+    for (i, t) in vocab.iter().enumerate() {
         for (slot, texts) in [
             (&mut eot, attr::EOT_TEXTS),
             (&mut eom, attr::EOM_TEXTS),
@@ -167,7 +154,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
         }
     }
     // control tokens named "unused..." are unused
-    for (i, t) in tokens.iter().enumerate() {
+    for (i, t) in vocab.iter().enumerate() {
         if attrs[i] & CONTROL != 0 && t.contains("unused") {
             attrs[i] |= UNUSED;
         }
@@ -175,22 +162,21 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
     let _ = (fim_pre, fim_suf, fim_mid);
 
     let mut eog: HashSet<u32> = [fim_pad, fim_rep, fim_sep].into_iter().flatten().collect();
-    for (i, t) in tokens.iter().enumerate() {
-        if attr::EOG_TEXTS.contains(&t.as_str()) {
+    for (i, t) in vocab.iter().enumerate() {
+        if attr::EOG_TEXTS.contains(&t) {
             eog.insert(i as u32);
             attrs[i] |= CONTROL;
         }
     }
-    for (i, t) in tokens.iter().enumerate() {
-        if attr::ALWAYS_RENDER.contains(&t.as_str()) {
+    for (i, t) in vocab.iter().enumerate() {
+        if attr::ALWAYS_RENDER.contains(&t) {
             attrs[i] = USER_DEFINED;
         }
     }
     eog.extend([eos, eot, eom].into_iter().flatten());
     // o200k_harmony / solar-open: "<|end|>" is not an end of generation there
-    let eog_has = |eog: &HashSet<u32>, text: &str| {
-        eog.iter().find(|&&id| tokens[id as usize] == text).copied()
-    };
+    let eog_has =
+        |eog: &HashSet<u32>, text: &str| eog.iter().find(|&&id| vocab.text(id) == text).copied();
     if let Some(end) = eog_has(&eog, "<|end|>") {
         let ret = eog_has(&eog, "<|return|>").is_some();
         let call = eog_has(&eog, "<|call|>").is_some() || eog_has(&eog, "<|calls|>").is_some();
@@ -216,7 +202,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
         .filter(|&id| attrs[id as usize] & (CONTROL | USER_DEFINED | attr::UNKNOWN) != 0)
         .collect();
     // longest first; ties by id, where llama.cpp's std::sort leaves them unspecified
-    special_ids.sort_by_key(|&id| std::cmp::Reverse(tokens[id as usize].len()));
+    special_ids.sort_by_key(|&id| std::cmp::Reverse(vocab.text(id).len()));
     if phi3 {
         for &id in &special_ids {
             attrs[id as usize] |= RSTRIP;
@@ -227,7 +213,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
             ("<s>", false),
             ("<|endoftext|>", false),
         ] {
-            if let Some(&id) = token_to_id.get(t) {
+            if let Some(id) = vocab.id(t) {
                 if on {
                     attrs[id as usize] |= RSTRIP;
                 } else {
@@ -237,14 +223,16 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
         }
     }
 
-    let mut tok = Tokenizer {
+    let pieces = Pieces::build(n, vocab.text_len(), |id, out| {
+        crate::decode::raw_piece(&kind, attrs[id as usize], vocab.text(id), out)
+    })?;
+    Ok(Tokenizer {
         kind,
-        special: SpecialMatcher::new(special_ids, &tokens),
-        tokens,
+        special: SpecialMatcher::new(special_ids, &vocab),
+        vocab,
         scores,
         attrs,
-        token_to_id,
-        pieces: Vec::new(),
+        pieces,
         bos,
         eos,
         eog,
@@ -252,16 +240,12 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
         add_eos: flags.add_eos,
         add_space_prefix: flags.add_space_prefix,
         clean_spaces: flags.clean_spaces,
-    };
-    tok.pieces = (0..n)
-        .map(|id| crate::decode::raw_piece(&tok, id))
-        .collect();
-    Ok(tok)
+    })
 }
 
 /// `bpe_ranks`: "left right" -> rank, first occurrence winning; a line without a space
 /// after its first byte can never match and is skipped.
-fn parse_merges(lines: &[String], token_to_id: &HashMap<String, u32>) -> Merges {
+fn parse_merges(lines: &[String], vocab: &Vocab) -> Merges {
     let mut by_id = HashMap::with_capacity_and_hasher(lines.len(), Default::default());
     let mut by_text = HashMap::default();
     for (rank, line) in lines.iter().enumerate() {
@@ -271,8 +255,8 @@ fn parse_merges(lines: &[String], token_to_id: &HashMap<String, u32>) -> Merges 
         };
         let (a, b) = (&line[..pos], &line[pos + 1..]);
         let rank = rank as u32;
-        match (token_to_id.get(a), token_to_id.get(b)) {
-            (Some(&x), Some(&y)) => {
+        match (vocab.id(a), vocab.id(b)) {
+            (Some(x), Some(y)) => {
                 by_id.entry((x, y)).or_insert(rank);
             }
             _ => {

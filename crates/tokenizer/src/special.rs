@@ -13,6 +13,7 @@ use std::ops::Range;
 use aho_corasick::AhoCorasick;
 
 use crate::attr::{CONTROL, LSTRIP, RSTRIP, UNKNOWN};
+use crate::vocab::Vocab;
 
 pub(crate) enum Fragment {
     Text(Range<usize>),
@@ -33,11 +34,11 @@ fn is_c_space(b: u8) -> bool {
 }
 
 impl SpecialMatcher {
-    pub(crate) fn new(ids: Vec<u32>, tokens: &[String]) -> SpecialMatcher {
+    pub(crate) fn new(ids: Vec<u32>, vocab: &Vocab) -> SpecialMatcher {
         let ac = if ids.is_empty() {
             None
         } else {
-            AhoCorasick::new(ids.iter().map(|&id| tokens[id as usize].as_bytes())).ok()
+            AhoCorasick::new(ids.iter().map(|&id| vocab.text(id))).ok()
         };
         SpecialMatcher { ids, ac }
     }
@@ -46,7 +47,7 @@ impl SpecialMatcher {
         &self,
         text: &str,
         parse_special: bool,
-        tokens: &[String],
+        vocab: &Vocab,
         attrs: &[u16],
     ) -> Vec<Fragment> {
         if text.is_empty() {
@@ -68,7 +69,7 @@ impl SpecialMatcher {
             if !present[i] || (!parse_special && a & (CONTROL | UNKNOWN) != 0) {
                 continue;
             }
-            let needle = tokens[id as usize].as_str();
+            let needle = vocab.text(id);
             let mut next = Vec::with_capacity(frags.len() + 2);
             for frag in frags {
                 let Fragment::Text(r) = frag else {

@@ -1,32 +1,41 @@
 //! Reading a [`TokenizerSpec`] from GGUF `tokenizer.*` metadata.
 
+use std::borrow::Cow;
+
 use lingqiao_gguf::{Array, Metadata, Value, keys};
 
 use crate::error::TokenizerError;
-use crate::spec::{SpecialIds, TokenizerSpec};
+use crate::spec::{SpecRef, SpecialIds, TokenizerSpec};
 
 pub(crate) fn spec_from_metadata(meta: &Metadata) -> Result<TokenizerSpec, TokenizerError> {
-    let strs = |key: &str| -> Result<Option<Vec<String>>, TokenizerError> {
+    Ok(spec_ref_from_metadata(meta)?.to_spec())
+}
+
+/// The `tokenizer.*` keys, borrowed from `meta` (only integer scores are converted).
+pub(crate) fn spec_ref_from_metadata(meta: &Metadata) -> Result<SpecRef<'_>, TokenizerError> {
+    let strs = |key: &str| -> Result<Option<&[String]>, TokenizerError> {
         if meta.get(key).is_none() {
             return Ok(None);
         }
-        Ok(Some(meta.get_str_array(key)?.to_vec()))
+        Ok(Some(meta.get_str_array(key)?))
     };
     // llama.cpp accepts f32 or i32 scores
     let scores = match meta.get(keys::TOKENIZER_SCORES) {
         None => None,
-        Some(Value::Array(Array::I32(v))) => Some(v.iter().map(|&x| x as f32).collect()),
-        Some(_) => Some(meta.get_f32_array(keys::TOKENIZER_SCORES)?.to_vec()),
+        Some(Value::Array(Array::I32(v))) => {
+            Some(Cow::Owned(v.iter().map(|&x| x as f32).collect()))
+        }
+        Some(_) => Some(Cow::Borrowed(meta.get_f32_array(keys::TOKENIZER_SCORES)?)),
     };
     let token_types = match meta.get(keys::TOKENIZER_TOKEN_TYPE) {
         None => None,
-        Some(_) => Some(meta.get_i32_array(keys::TOKENIZER_TOKEN_TYPE)?.to_vec()),
+        Some(_) => Some(meta.get_i32_array(keys::TOKENIZER_TOKEN_TYPE)?),
     };
     let id = |key: &str| meta.opt_u32(key);
-    Ok(TokenizerSpec {
-        model: meta.get_str(keys::TOKENIZER_MODEL)?.to_string(),
-        pre: meta.opt_str(keys::TOKENIZER_PRE)?.map(str::to_string),
-        tokens: meta.get_str_array(keys::TOKENIZER_TOKENS)?.to_vec(),
+    Ok(SpecRef {
+        model: meta.get_str(keys::TOKENIZER_MODEL)?,
+        pre: meta.opt_str(keys::TOKENIZER_PRE)?,
+        tokens: meta.get_str_array(keys::TOKENIZER_TOKENS)?,
         scores,
         token_types,
         merges: strs(keys::TOKENIZER_MERGES)?,
@@ -49,6 +58,6 @@ pub(crate) fn spec_from_metadata(meta: &Metadata) -> Result<TokenizerSpec, Token
         add_bos: meta.opt_bool(keys::TOKENIZER_ADD_BOS)?,
         add_eos: meta.opt_bool(keys::TOKENIZER_ADD_EOS)?,
         add_space_prefix: meta.opt_bool(keys::TOKENIZER_ADD_SPACE_PREFIX)?,
-        name: meta.opt_str("general.name")?.map(str::to_string),
+        name: meta.opt_str("general.name")?,
     })
 }

@@ -64,12 +64,12 @@ enum Kind {
 impl Tokenizer {
     /// Builds the tokenizer of a GGUF file from its `tokenizer.*` metadata.
     pub fn from_gguf(meta: &lingqiao_gguf::Metadata) -> Result<Tokenizer, TokenizerError> {
-        Tokenizer::from_spec(gguf::spec_from_metadata(meta)?)
+        load::build(gguf::spec_ref_from_metadata(meta)?)
     }
 
     /// Builds a tokenizer from plain vocabulary data (what [`Tokenizer::from_gguf`] reads).
-    pub fn from_spec(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
-        load::build(spec)
+    pub fn from_spec(mut spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
+        load::build(spec.as_spec_ref())
     }
 
     /// Text -> token ids, as `llama_tokenize(vocab, text, add_special, parse_special)`.

@@ -1,4 +1,4 @@
-//! Building a [`Tokenizer`] from a [`TokenizerSpec`]: llama.cpp's defaults per model type,
+//! Building a [`Tokenizer`] from a [`crate::TokenizerSpec`] (borrowed as a [`SpecRef`]): llama.cpp's defaults per model type,
 //! special ids, token attribute fixes, the end-of-generation set and the piece cache
 //! (`llama_vocab::impl::load`).
 
@@ -7,7 +7,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::attr::{self, CONTROL, NORMAL, RSTRIP, UNUSED, USER_DEFINED};
 use crate::bpe::Merges;
 use crate::error::TokenizerError;
-use crate::spec::{TokenizerSpec, bpe_pre_info};
+use crate::spec::{SpecRef, bpe_pre_info};
 use crate::special::SpecialMatcher;
 use crate::vocab::{Pieces, Vocab};
 use crate::{Kind, Tokenizer, unicode};
@@ -22,7 +22,7 @@ struct Flags {
     default_unk: Option<u32>,
 }
 
-pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
+pub(crate) fn build(spec: SpecRef<'_>) -> Result<Tokenizer, TokenizerError> {
     let n_vocab = spec.tokens.len();
     if n_vocab == 0 {
         return Err(TokenizerError::EmptyVocab);
@@ -43,16 +43,15 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
     };
 
     // vocab strings; llama.cpp renames empty ones so they stay unique
-    let vocab = Vocab::new(&spec.tokens)?;
-    drop(spec.tokens);
+    let vocab = Vocab::new(spec.tokens)?;
     let scores = match spec.scores {
         Some(s) => {
             check_len("tokenizer.ggml.scores", s.len())?;
-            s
+            s.into_owned()
         }
         None => vec![0.0; n_vocab],
     };
-    let mut attrs: Vec<u16> = match &spec.token_types {
+    let mut attrs: Vec<u16> = match spec.token_types {
         Some(t) => {
             check_len("tokenizer.ggml.token_type", t.len())?;
             t.iter()
@@ -63,7 +62,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
         None => vec![NORMAL; n_vocab],
     };
 
-    let (kind, mut flags) = match spec.model.as_str() {
+    let (kind, mut flags) = match spec.model {
         "llama" => (
             Kind::Spm,
             Flags {
@@ -77,8 +76,8 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
             },
         ),
         "gpt2" => {
-            let pre = bpe_pre_info(spec.pre.as_deref())?;
-            let merges = parse_merges(spec.merges.as_deref().unwrap_or(&[]), &vocab);
+            let pre = bpe_pre_info(spec.pre)?;
+            let merges = parse_merges(spec.merges.unwrap_or(&[]), &vocab);
             // Not every byte needs a token (SmolLM2 lacks some control bytes): llama.cpp
             // drops a byte it cannot spell, and so does `Tokenizer::bpe_tokenize`.
             let byte_chars = Box::new(unicode::byte_to_char_table());
@@ -195,7 +194,7 @@ pub(crate) fn build(spec: TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
     }
 
     // Phi-3: special tokens swallow the whitespace after them.
-    let name = spec.name.as_deref().unwrap_or("").to_ascii_lowercase();
+    let name = spec.name.unwrap_or("").to_ascii_lowercase();
     let phi3 = name.contains("phi-3") || name.contains("phi3");
 
     let mut special_ids: Vec<u32> = (0..n)

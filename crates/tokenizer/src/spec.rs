@@ -1,6 +1,8 @@
 //! The plain-data description of a vocabulary (what GGUF's `tokenizer.*` keys hold), and
 //! llama.cpp's per-model defaults for what a file leaves out.
 
+use std::borrow::Cow;
+
 use crate::error::TokenizerError;
 use crate::pretok::PreSplit;
 
@@ -31,6 +33,59 @@ impl TokenizerSpec {
     /// uses), e.g. to adjust them before [`crate::Tokenizer::from_spec`].
     pub fn from_gguf(meta: &lingqiao_gguf::Metadata) -> Result<TokenizerSpec, TokenizerError> {
         crate::gguf::spec_from_metadata(meta)
+    }
+}
+
+/// A [`TokenizerSpec`] that borrows its strings: building from GGUF metadata through it
+/// copies no per-token or per-merge string (a 262k vocab's copies alone are ~15 MB).
+pub(crate) struct SpecRef<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) pre: Option<&'a str>,
+    pub(crate) tokens: &'a [String],
+    pub(crate) scores: Option<Cow<'a, [f32]>>,
+    pub(crate) token_types: Option<&'a [i32]>,
+    pub(crate) merges: Option<&'a [String]>,
+    pub(crate) ids: SpecialIds,
+    pub(crate) add_bos: Option<bool>,
+    pub(crate) add_eos: Option<bool>,
+    pub(crate) add_space_prefix: Option<bool>,
+    pub(crate) name: Option<&'a str>,
+}
+
+impl SpecRef<'_> {
+    pub(crate) fn to_spec(&self) -> TokenizerSpec {
+        TokenizerSpec {
+            model: self.model.to_string(),
+            pre: self.pre.map(str::to_string),
+            tokens: self.tokens.to_vec(),
+            scores: self.scores.as_deref().map(<[f32]>::to_vec),
+            token_types: self.token_types.map(<[i32]>::to_vec),
+            merges: self.merges.map(<[String]>::to_vec),
+            ids: self.ids.clone(),
+            add_bos: self.add_bos,
+            add_eos: self.add_eos,
+            add_space_prefix: self.add_space_prefix,
+            name: self.name.map(str::to_string),
+        }
+    }
+}
+
+impl TokenizerSpec {
+    /// Borrows the strings; the scores move (they are kept by the tokenizer).
+    pub(crate) fn as_spec_ref(&mut self) -> SpecRef<'_> {
+        SpecRef {
+            model: &self.model,
+            pre: self.pre.as_deref(),
+            tokens: &self.tokens,
+            scores: self.scores.take().map(Cow::Owned),
+            token_types: self.token_types.as_deref(),
+            merges: self.merges.as_deref(),
+            ids: self.ids.clone(),
+            add_bos: self.add_bos,
+            add_eos: self.add_eos,
+            add_space_prefix: self.add_space_prefix,
+            name: self.name.as_deref(),
+        }
     }
 }
 

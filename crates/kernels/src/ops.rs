@@ -169,8 +169,10 @@ pub fn matmul_many_with(
                 .iter()
                 .find(|(t, _, _)| *t == vec_dot_type(w.ty))
                 .expect("made above");
+            // One pass over the activations on this thread: it costs ~1% of the matmul that
+            // follows, so it is not worth a parallel region of its own.
             let mut a = spare_acts.pop().unwrap_or_default();
-            build_act_tile(&f, cols, n_tokens, xq, *x_row, &mut a);
+            a.fill(&f, cols, n_tokens, xq, *x_row);
             acts.push((f.act_key(), a));
         }
     }
@@ -299,42 +301,6 @@ pub fn matmul_many_with(
     SCRATCH.with(|s| *s.borrow_mut() = spare);
     spare_acts.extend(acts.into_iter().map(|(_, a)| a));
     ACTS.with(|s| *s.borrow_mut() = spare_acts);
-}
-
-/// Fills `a` with `n_tokens` quantized activation rows `xq` (of `x_row` bytes) in the form
-/// the tile kernels of format `f` read, in parallel over tokens.
-fn build_act_tile(
-    f: &Format,
-    cols: usize,
-    n_tokens: usize,
-    xq: &[u8],
-    x_row: usize,
-    a: &mut ActTile,
-) {
-    a.shape(f, cols, n_tokens);
-    let (ndx, ng, has_gx) = (a.ndx, a.ng, !a.gx.is_empty());
-    let (u, dx, gx) = (
-        SharedMut::new(&mut a.u),
-        SharedMut::new(&mut a.dx),
-        SharedMut::new(&mut a.gx),
-    );
-    lingqiao_pool::for_each_chunk(n_tokens, 16, |_, r| {
-        for t in r {
-            // SAFETY: each token's parts are written by the one thread given its chunk.
-            let (u, dx, gx) = unsafe {
-                (
-                    u.slice(t * cols..(t + 1) * cols),
-                    dx.slice(t * ndx..(t + 1) * ndx),
-                    if has_gx {
-                        gx.slice(t * ng..(t + 1) * ng)
-                    } else {
-                        &mut []
-                    },
-                )
-            };
-            crate::tile::fill_token(f, &xq[t * x_row..(t + 1) * x_row], u, dx, gx);
-        }
-    });
 }
 
 thread_local! {

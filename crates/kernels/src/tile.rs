@@ -379,6 +379,28 @@ impl ActTile {
             self.gx.resize(self.ng * n_tokens, 0.0);
         }
     }
+
+    /// Shapes the tile and fills every token, one after another, from `xq`: `n_tokens` rows
+    /// of `x_row` bytes of `vec_dot_type(f.ty)` (matmul fills tokens in parallel instead).
+    /// Panics if `xq` is shorter.
+    pub fn fill(&mut self, f: &Format, n: usize, n_tokens: usize, xq: &[u8], x_row: usize) {
+        self.shape(f, n, n_tokens);
+        let (ng, ndx) = (self.ng, self.ndx);
+        for t in 0..n_tokens {
+            let gx: &mut [f32] = if self.gx.is_empty() {
+                &mut []
+            } else {
+                &mut self.gx[t * ng..(t + 1) * ng]
+            };
+            fill_token(
+                f,
+                &xq[t * x_row..(t + 1) * x_row],
+                &mut self.u[t * n..(t + 1) * n],
+                &mut self.dx[t * ndx..(t + 1) * ndx],
+                gx,
+            );
+        }
+    }
 }
 
 /// Fills one token of an [`ActTile`] from its quantized row `xq` (see [`ActTile::shape`]).

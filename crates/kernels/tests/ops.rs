@@ -4,7 +4,7 @@ mod common;
 
 use common::{FIXTURE_TYPES, random_weights, rng};
 use lingqiao_kernels::ops::{WeightView, get_row, matmul};
-use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, fill_token, run_ref};
+use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, run_ref};
 use lingqiao_kernels::{
     GgmlType, KernelError, Kernels, dequantize_row, quantize_row, vec_dot, vec_dot_type,
 };
@@ -25,22 +25,7 @@ fn tile_reference(
         vec_dot_type(ty).row_bytes(cols as u64).unwrap() as usize,
     );
     let mut a = ActTile::default();
-    a.shape(&f, cols, n_tokens);
-    for t in 0..n_tokens {
-        let (ng, ndx) = (a.ng, a.ndx);
-        let gx: &mut [f32] = if a.gx.is_empty() {
-            &mut []
-        } else {
-            &mut a.gx[t * ng..(t + 1) * ng]
-        };
-        fill_token(
-            &f,
-            &xq[t * xrb..(t + 1) * xrb],
-            &mut a.u[t * cols..(t + 1) * cols],
-            &mut a.dx[t * ndx..(t + 1) * ndx],
-            gx,
-        );
-    }
+    a.fill(&f, cols, n_tokens, xq, xrb);
     let mut want = vec![0f32; n_tokens * rows];
     let mut tile = WeightTile::default();
     let mut out = vec![0f32; n_tokens * TILE_ROWS];

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{FIXTURE_TYPES, activations, bytes, fixture};
-use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, fill_token, run_ref};
+use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, run_ref};
 use lingqiao_kernels::{
     GgmlType, Kernels, dequantize_row, quantize_row, quantize_row_ref, scalar_vec_dot, vec_dot,
     vec_dot_type,
@@ -132,9 +132,7 @@ fn vec_dot_close_to_exact_dot_for_every_type() {
             let mut w = WeightTile::default();
             w.pack(&tf, f.n, &f.weights, f.weights.len());
             let mut a = ActTile::default();
-            a.shape(&tf, f.n, 1);
-            let gx: &mut [f32] = if a.gx.is_empty() { &mut [] } else { &mut a.gx };
-            fill_token(&tf, &xq, &mut a.u, &mut a.dx, gx);
+            a.fill(&tf, f.n, 1, &xq, xq.len());
             let mut out = [0f32; TILE_ROWS];
             run_ref(&tf, &w, &a, 0..1, &mut out);
             results.push(("tile ref", out[0]));

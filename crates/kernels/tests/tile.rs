@@ -5,7 +5,7 @@
 mod common;
 
 use common::{FIXTURE_TYPES, random_activations, random_weights, rng};
-use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, fill_token, run_ref};
+use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile, run_ref};
 use lingqiao_kernels::{GgmlType, Kernels, dequantize_row, vec_dot_type};
 use rand_chacha::ChaCha8Rng;
 
@@ -41,22 +41,7 @@ fn pack(f: &Format, n: usize, w: &[u8]) -> WeightTile {
 fn acts(f: &Format, n: usize, n_tokens: usize, xq: &[u8]) -> ActTile {
     let x_row = vec_dot_type(f.ty).row_bytes(n as u64).unwrap() as usize;
     let mut a = ActTile::default();
-    a.shape(f, n, n_tokens);
-    for t in 0..n_tokens {
-        let (ng, ndx) = (a.ng, a.ndx);
-        let gx: &mut [f32] = if a.gx.is_empty() {
-            &mut []
-        } else {
-            &mut a.gx[t * ng..(t + 1) * ng]
-        };
-        fill_token(
-            f,
-            &xq[t * x_row..(t + 1) * x_row],
-            &mut a.u[t * n..(t + 1) * n],
-            &mut a.dx[t * ndx..(t + 1) * ndx],
-            gx,
-        );
-    }
+    a.fill(f, n, n_tokens, xq, x_row);
     a
 }
 

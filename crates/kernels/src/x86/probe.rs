@@ -57,22 +57,7 @@ impl TileCase {
         let mut wt = WeightTile::default();
         wt.pack(&f, n, &rows, w.len());
         let mut xt = ActTile::default();
-        xt.shape(&f, n, ROWS);
-        for t in 0..ROWS {
-            let (ng, ndx) = (xt.ng, xt.ndx);
-            let gx: &mut [f32] = if xt.gx.is_empty() {
-                &mut []
-            } else {
-                &mut xt.gx[t * ng..(t + 1) * ng]
-            };
-            crate::tile::fill_token(
-                &f,
-                x.get(t * x_row..(t + 1) * x_row)?,
-                &mut xt.u[t * n..(t + 1) * n],
-                &mut xt.dx[t * ndx..(t + 1) * ndx],
-                gx,
-            );
-        }
+        xt.fill(&f, n, ROWS, x.get(..ROWS * x_row)?, x_row);
         let mut want = vec![0f32; (2 * ROWS - 1) * TILE_ROWS];
         let (a, b) = want.split_at_mut(ROWS * TILE_ROWS);
         crate::tile::run_ref(&f, &wt, &xt, 0..ROWS, a);

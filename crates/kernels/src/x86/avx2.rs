@@ -109,44 +109,94 @@ fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
 
+/// A weight block of the signed 32-element quants (Q8_0, Q4_0, Q5_0), partner of Q8_0.
+trait Signed: bytemuck::Pod {
+    /// The block's 32 values as signed bytes.
+    /// # Safety
+    /// The CPU must have AVX2 (only called from this module's `#[target_feature]` kernels).
+    unsafe fn q(&self) -> __m256i;
+    fn d(&self) -> [u8; 2];
+}
+
+impl Signed for BlockQ8_0 {
+    #[inline(always)]
+    unsafe fn q(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { ld_i8(&self.qs) }
+    }
+    fn d(&self) -> [u8; 2] {
+        self.d
+    }
+}
+
+impl Signed for BlockQ4_0 {
+    #[inline(always)]
+    unsafe fn q(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { _mm256_sub_epi8(nibbles(&self.qs), _mm256_set1_epi8(8)) }
+    }
+    fn d(&self) -> [u8; 2] {
+        self.d
+    }
+}
+
+impl Signed for BlockQ5_0 {
+    #[inline(always)]
+    unsafe fn q(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { _mm256_sub_epi8(q5_values(&self.qs, self.qh), _mm256_set1_epi8(16)) }
+    }
+    fn d(&self) -> [u8; 2] {
+        self.d
+    }
+}
+
+/// The shape of ggml's AVX2 `ggml_vec_dot_q8_0_q8_0`, `_q4_0_q8_0` and `_q5_0_q8_0`, for `N`
+/// activation rows: per block, |q| times y with q's sign, scaled by d_w * d_x.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn signed_q8_0<const N: usize, W: Signed>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<W, BlockQ8_0, N>(n / QK, w, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for (i, a) in w.iter().enumerate() {
+            let q = a.q();
+            let abs_q = _mm256_sign_epi8(q, q);
+            for j in 0..N {
+                let b = &xs[j][i];
+                let d = _mm256_set1_ps(f16_product(a.d(), b.d));
+                let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
+                acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
+            }
+        }
+        for j in 0..N {
+            out[j] = hsum_f32(acc[j]);
+        }
+    }
+}
+
 /// Matches ggml's AVX2 `ggml_vec_dot_q8_0_q8_0`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn vec_dot_q8_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ8_0, BlockQ8_0, N>(n / QK, w, x);
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (i, a) in w.iter().enumerate() {
-        let q = ld_i8(&a.qs);
-        let abs_q = _mm256_sign_epi8(q, q);
-        for j in 0..N {
-            let b = &xs[j][i];
-            let d = _mm256_set1_ps(f16_product(a.d, b.d));
-            let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
-        }
-    }
-    for j in 0..N {
-        out[j] = hsum_f32(acc[j]);
-    }
+    // SAFETY: this function has the features.
+    unsafe { signed_q8_0::<N, BlockQ8_0>(n, w, x, out) }
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q4_0_q8_0`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn vec_dot_q4_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ4_0, BlockQ8_0, N>(n / QK, w, x);
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (i, a) in w.iter().enumerate() {
-        let q = _mm256_sub_epi8(nibbles(&a.qs), _mm256_set1_epi8(8));
-        let abs_q = _mm256_sign_epi8(q, q);
-        for j in 0..N {
-            let b = &xs[j][i];
-            let d = _mm256_set1_ps(f16_product(a.d, b.d));
-            let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
-        }
-    }
-    for j in 0..N {
-        out[j] = hsum_f32(acc[j]);
-    }
+    // SAFETY: this function has the features.
+    unsafe { signed_q8_0::<N, BlockQ4_0>(n, w, x, out) }
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`, for `N` activation rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q5_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { signed_q8_0::<N, BlockQ5_0>(n, w, x, out) }
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`, for `N` activation rows.
@@ -179,26 +229,6 @@ fn q5_values(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
         _mm256_set1_epi8(0x10),
     );
     _mm256_or_si256(nibbles(qs), high)
-}
-
-/// Matches ggml's AVX2 `ggml_vec_dot_q5_0_q8_0`, for `N` activation rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q5_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ5_0, BlockQ8_0, N>(n / QK, w, x);
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (i, a) in w.iter().enumerate() {
-        let q = _mm256_sub_epi8(q5_values(&a.qs, a.qh), _mm256_set1_epi8(16));
-        let abs_q = _mm256_sign_epi8(q, q);
-        for j in 0..N {
-            let b = &xs[j][i];
-            let d = _mm256_set1_ps(f16_product(a.d, b.d));
-            let s = dot_u8_i8(abs_q, _mm256_sign_epi8(ld_i8(&b.qs), q));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
-        }
-    }
-    for j in 0..N {
-        out[j] = hsum_f32(acc[j]);
-    }
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`.

@@ -5,11 +5,7 @@ use std::borrow::Cow;
 use lingqiao_gguf::{Array, Metadata, Value, keys};
 
 use crate::error::TokenizerError;
-use crate::spec::{SpecRef, SpecialIds, TokenizerSpec};
-
-pub(crate) fn spec_from_metadata(meta: &Metadata) -> Result<TokenizerSpec, TokenizerError> {
-    Ok(spec_ref_from_metadata(meta)?.to_spec())
-}
+use crate::spec::{SpecRef, SpecialIds};
 
 /// The `tokenizer.*` keys, borrowed from `meta` (only integer scores are converted).
 pub(crate) fn spec_ref_from_metadata(meta: &Metadata) -> Result<SpecRef<'_>, TokenizerError> {

@@ -32,7 +32,7 @@ impl TokenizerSpec {
     /// Reads the `tokenizer.*` keys of a GGUF file (what [`crate::Tokenizer::from_gguf`]
     /// uses), e.g. to adjust them before [`crate::Tokenizer::from_spec`].
     pub fn from_gguf(meta: &lingqiao_gguf::Metadata) -> Result<TokenizerSpec, TokenizerError> {
-        crate::gguf::spec_from_metadata(meta)
+        Ok(crate::gguf::spec_ref_from_metadata(meta)?.into_spec())
     }
 }
 
@@ -53,12 +53,13 @@ pub(crate) struct SpecRef<'a> {
 }
 
 impl SpecRef<'_> {
-    pub(crate) fn to_spec(&self) -> TokenizerSpec {
+    /// The owned spec (copies the strings; scores already converted are moved, not copied).
+    pub(crate) fn into_spec(self) -> TokenizerSpec {
         TokenizerSpec {
             model: self.model.to_string(),
             pre: self.pre.map(str::to_string),
             tokens: self.tokens.to_vec(),
-            scores: self.scores.as_deref().map(<[f32]>::to_vec),
+            scores: self.scores.map(Cow::into_owned),
             token_types: self.token_types.map(<[i32]>::to_vec),
             merges: self.merges.map(<[String]>::to_vec),
             ids: self.ids.clone(),

@@ -15,39 +15,41 @@ use rustc_hash::FxBuildHasher;
 
 use crate::error::TokenizerError;
 
-/// Consecutive byte spans of one buffer: span `i` is `ends[i - 1]..ends[i]` (from 0 for
-/// the first).
-#[derive(Default)]
+/// Consecutive byte spans of one buffer: span `i` is `bounds[i]..bounds[i + 1]`
+/// (`bounds[0]` is 0).
 struct Spans {
-    ends: Vec<u32>,
+    bounds: Vec<u32>,
+}
+
+impl Default for Spans {
+    fn default() -> Spans {
+        Spans::with_capacity(0)
+    }
 }
 
 impl Spans {
     fn with_capacity(n: usize) -> Spans {
-        Spans {
-            ends: Vec::with_capacity(n),
-        }
+        let mut bounds = Vec::with_capacity(n + 1);
+        bounds.push(0);
+        Spans { bounds }
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.bounds.len() - 1
     }
 
+    #[inline]
     fn get(&self, i: u32) -> Option<Range<usize>> {
         let i = i as usize;
-        let end = *self.ends.get(i)? as usize;
-        let start = match i.checked_sub(1) {
-            Some(p) => self.ends[p] as usize,
-            None => 0,
-        };
-        Some(start..end)
+        let end = *self.bounds.get(i.checked_add(1)?)? as usize;
+        Some(self.bounds[i] as usize..end)
     }
 
     /// Closes the next span at `end`; an offset past `u32` is an error naming `what`.
     fn push(&mut self, end: usize, what: &'static str) -> Result<(), TokenizerError> {
         let end = u32::try_from(end)
             .map_err(|_| TokenizerError::VocabBytesTooLarge { what, bytes: end })?;
-        self.ends.push(end);
+        self.bounds.push(end);
         Ok(())
     }
 }
@@ -121,10 +123,14 @@ impl Vocab {
         }
     }
 
-    /// The id whose text is exactly `text`.
+    /// The id whose text is exactly `text` (compared as bytes: no UTF-8 boundary checks on
+    /// this path, which tokenization runs for every candidate merge).
     pub(crate) fn id(&self, text: &str) -> Option<u32> {
+        let (all, want) = (self.text.as_bytes(), text.as_bytes());
         self.index
-            .find(hash(text), |&id| self.get(id) == Some(text))
+            .find(hash(text), |&id| {
+                self.spans.get(id).is_some_and(|r| &all[r] == want)
+            })
             .copied()
     }
 

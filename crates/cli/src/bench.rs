@@ -18,7 +18,7 @@
 //! plus the output matrix once, so `bandwidth / bytes per token` bounds generation speed.
 
 use crate::ModelArgs;
-use crate::cost::{ProcessCost, human_bytes};
+use crate::cost::{ProcessCost, human_bytes, reset_peak_rss};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use lingqiao_model::{Logits, Model};
@@ -91,23 +91,6 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     }
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     (mean, var.sqrt())
-}
-
-/// User + system CPU seconds of this process (all threads), at microsecond resolution.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass; an all-zero rusage is valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return ProcessCost::now().cpu_seconds;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// Reset the peak-RSS mark (VmHWM) to the current RSS, so each model's peak is its own and
-/// not the bandwidth buffer's or an earlier model's. Linux only; elsewhere a no-op.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// The CPU's marketing name from /proc/cpuinfo.
@@ -377,6 +360,9 @@ fn run_test(model: &Model, tok: &Tokenizer, test: Test, reps: usize) -> Result<R
         Test::Gen(_) => Vec::new(),
     };
     let first = bos.unwrap_or(0);
+    // Each row's peak is the model plus this test's cache and buffers: not the load's, the
+    // bandwidth buffer's or an earlier test's.
+    reset_peak_rss();
     let mut cache = model.new_cache(n);
     ensure!(
         cache.n_ctx >= n,
@@ -392,14 +378,14 @@ fn run_test(model: &Model, tok: &Tokenizer, test: Test, reps: usize) -> Result<R
         &prompt,
         first,
     )?;
-    let cpu0 = cpu_seconds();
+    let cpu0 = ProcessCost::now().cpu_seconds;
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t0 = Instant::now();
         let done = run_once(model, &mut cache, test, n, &prompt, first)?;
         samples.push(done as f64 / t0.elapsed().as_secs_f64());
     }
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = ProcessCost::now().cpu_seconds - cpu0;
     Ok(Row {
         threads: 0,
         test,
@@ -527,6 +513,25 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if !args.bandwidth && args.n_prompt == 0 && args.n_gen == 0 {
         bail!("nothing to measure: -p and -n are both 0");
     }
+    // Names and paths first: a bad model name fails before seconds of bandwidth passes.
+    let models = args
+        .models
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            let margs = ModelArgs {
+                model: name.to_string(),
+                threads: None,
+                mmap: args.mmap,
+            };
+            let path = margs.resolve()?;
+            Ok((name, margs, path))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if models.is_empty() && !args.bandwidth {
+        bail!("no model given");
+    }
     let mut info = RunInfo {
         cpu: cpu_model(),
         isa: lingqiao_kernels::isa(),
@@ -559,19 +564,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         tests.push(Test::Gen(args.n_gen));
     }
     let mut results = Vec::new();
-    for name in args
-        .models
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        reset_peak_rss();
-        let margs = ModelArgs {
-            model: name.to_string(),
-            threads: None,
-            mmap: args.mmap,
-        };
-        let path = margs.resolve()?;
+    for (name, margs, path) in models {
         let t0 = Instant::now();
         let model = margs.load(&path)?;
         let load_s = t0.elapsed().as_secs_f64();
@@ -602,9 +595,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             }
         }
         results.push((facts, rows));
-    }
-    if results.is_empty() {
-        bail!("no model given");
     }
     if !args.json {
         info.date.truncate(10);

@@ -1,5 +1,5 @@
-//! What a run cost the machine: CPU time and peak resident memory of this process, read
-//! from Linux's /proc (no library exposes both portably; on other systems they read 0).
+//! What a run cost the machine: CPU time (getrusage) and peak resident memory (Linux's
+//! /proc; no library exposes a resettable peak portably; elsewhere it reads 0).
 
 use std::fs;
 
@@ -20,14 +20,21 @@ impl ProcessCost {
     }
 }
 
+/// User + system CPU seconds of this process (all threads), at microsecond resolution.
 fn cpu_seconds() -> Option<f64> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
-    Some(ticks / 100.0)
+    // SAFETY: getrusage only writes the struct we pass; an all-zero rusage is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return None;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Some(tv(ru.ru_utime) + tv(ru.ru_stime))
+}
+
+/// Resets the peak-RSS mark (VmHWM) to the current RSS, so a later [`ProcessCost::now`]
+/// reports the peak since this call. Linux only; elsewhere a no-op.
+pub fn reset_peak_rss() {
+    let _ = fs::write("/proc/self/clear_refs", "5");
 }
 
 fn peak_rss() -> Option<u64> {

@@ -1,28 +1,14 @@
 //! `lingqiao bench` end to end on smollm2 with tiny sizes: the JSON lines are complete,
 //! positive and consistent with each other and with the model file. No speed assertions.
 
+mod common;
+
+use common::{assert_ok, lingqiao, stdout};
 use serde_json::Value;
-use std::process::{Command, Output};
-
-fn lingqiao(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lingqiao"))
-        .args(args)
-        .output()
-        .expect("run lingqiao")
-}
-
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use std::process::Output;
 
 fn json_lines(o: &Output) -> Vec<Value> {
-    String::from_utf8(o.stdout.clone())
-        .expect("stdout is UTF-8")
+    stdout(o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
@@ -42,13 +28,8 @@ fn u(v: &Value, key: &str) -> u64 {
 
 /// Bytes of smollm2's tensors, from the file itself: (all, layers + output matrix).
 fn smollm2_bytes() -> (u64, u64) {
-    let dir = std::env::var_os("LINGQIAO_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lingqiao")
-        });
-    let file = lingqiao_gguf::GgufFile::open(dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
-        .expect("smollm2 is installed");
+    let path = lingqiao_fetch::model_path("smollm2").expect("smollm2 is in the registry");
+    let file = lingqiao_gguf::GgufFile::open(path).expect("smollm2 is installed");
     let all = file.tensors().iter().map(|t| t.n_bytes).sum();
     // SmolLM2 ties its output to the token embedding: no output.weight in the file.
     assert!(file.tensor("output.weight").is_none());

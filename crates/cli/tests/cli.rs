@@ -1,26 +1,9 @@
 //! The `lingqiao` binary end to end on the real models (fetched by scripts/test.sh).
 
-use std::process::{Command, Output};
+mod common;
 
-fn lingqiao(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lingqiao"))
-        .args(args)
-        .output()
-        .expect("run lingqiao")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use common::{assert_ok, lingqiao, stdout};
+use std::process::Command;
 
 #[test]
 fn chat_answers_in_chinese() {

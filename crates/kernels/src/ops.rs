@@ -155,11 +155,12 @@ pub fn matmul_many_with(
 
     // Prompts run as tiles where the table and the type have them: each distinct activation
     // form is built once from the quantized rows.
+    // (Decoding never gets here: one token is below every format's threshold.)
     let tile_run = k.tile;
     let tile_format = |ty| Format::of(ty).filter(|f| n_tokens >= f.min_tokens());
-    let mut spare_acts = ACTS.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut acts: Vec<((GgmlType, usize, bool), ActTile)> = Vec::new();
-    if tile_run.is_some() {
+    if tile_run.is_some() && outs.iter().any(|(w, _)| tile_format(w.ty).is_some()) {
+        let mut spare_acts = ACTS.with(|s| std::mem::take(&mut *s.borrow_mut()));
         for (w, _) in outs.iter() {
             let Some(f) = tile_format(w.ty) else { continue };
             if acts.iter().any(|(key, _)| *key == f.act_key()) {
@@ -175,6 +176,7 @@ pub fn matmul_many_with(
             a.fill(&f, cols, n_tokens, xq, *x_row);
             acts.push((f.act_key(), a));
         }
+        ACTS.with(|s| *s.borrow_mut() = spare_acts);
     }
 
     struct Job<'a> {
@@ -299,8 +301,9 @@ pub fn matmul_many_with(
         Cow::Borrowed(_) => None,
     }));
     SCRATCH.with(|s| *s.borrow_mut() = spare);
-    spare_acts.extend(acts.into_iter().map(|(_, a)| a));
-    ACTS.with(|s| *s.borrow_mut() = spare_acts);
+    if !acts.is_empty() {
+        ACTS.with(|s| s.borrow_mut().extend(acts.into_iter().map(|(_, a)| a)));
+    }
 }
 
 thread_local! {

@@ -306,8 +306,10 @@ pub(crate) fn unpack_rows(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8],
     if f.min {
         t.mw.resize(ng * TILE_ROWS, 0.0);
     }
-    t.row_q.clear();
+    // Rows present are overwritten by their unpacking; only the missing ones are zeroed.
+    let present = rows.len() / row_bytes;
     t.row_q.resize(n * TILE_ROWS, 0);
+    t.row_q[present * n..].fill(0);
     t.row_sw.resize(ng, 0.0);
     t.row_mw.resize(ng, 0.0);
     for (r, row) in rows.chunks_exact(row_bytes).enumerate() {

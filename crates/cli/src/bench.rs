@@ -21,6 +21,7 @@ use crate::ModelArgs;
 use crate::cost::{ProcessCost, human_bytes, reset_peak_rss};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
+use lingqiao_engine::sampler::argmax;
 use lingqiao_model::{Logits, Model};
 use lingqiao_tokenizer::Tokenizer;
 use serde_json::json;
@@ -233,6 +234,7 @@ struct ModelFacts {
     /// (which is the token embedding when the model ties them). The embedding of an untied
     /// model is not counted: a token reads one row of it. KV-cache reads are not counted.
     bytes_per_token: u64,
+    /// Seconds to read the weights and build the tokenizer (as `lingqiao run` reports it).
     load_s: f64,
 }
 
@@ -286,17 +288,6 @@ impl Test {
             Test::Gen(_) => 1,
         }
     }
-}
-
-/// Index of the largest logit (the first on ties; NaN never wins).
-fn argmax(logits: &[f32]) -> u32 {
-    let mut best = (0usize, f32::NEG_INFINITY);
-    for (i, &x) in logits.iter().enumerate() {
-        if x > best.1 {
-            best = (i, x);
-        }
-    }
-    best.0 as u32
 }
 
 /// The pp prompt: BOS when the model adds one, then ids from a fixed splitmix64 stream.
@@ -565,11 +556,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     let mut results = Vec::new();
     for (name, margs, path) in models {
-        let t0 = Instant::now();
-        let model = margs.load(&path)?;
-        let load_s = t0.elapsed().as_secs_f64();
-        let tok = Tokenizer::from_gguf(model.file.metadata()).context("building the tokenizer")?;
-        let facts = model_facts(name, &path, &model, load_s);
+        let crate::run::Loaded {
+            model,
+            tokenizer: tok,
+            load_secs,
+        } = crate::run::load_path(&margs, &path)?;
+        let facts = model_facts(name, &path, &model, load_secs);
         let mut rows = Vec::new();
         for &t in &threads {
             let margs = ModelArgs {

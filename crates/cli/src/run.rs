@@ -97,16 +97,21 @@ pub struct ChatArgs {
     system: Option<String>,
 }
 
-struct Loaded {
-    model: Model,
-    tokenizer: Tokenizer,
-    load_secs: f64,
+pub(crate) struct Loaded {
+    pub(crate) model: Model,
+    pub(crate) tokenizer: Tokenizer,
+    /// Reading the weights and building the tokenizer.
+    pub(crate) load_secs: f64,
 }
 
 fn load(args: &ModelArgs) -> Result<Loaded> {
-    let path = args.resolve()?;
+    load_path(args, &args.resolve()?)
+}
+
+/// The model at `path` (already resolved from `args`) and its tokenizer, timed.
+pub(crate) fn load_path(args: &ModelArgs, path: &std::path::Path) -> Result<Loaded> {
     let t0 = Instant::now();
-    let model = args.load(&path)?;
+    let model = args.load(path)?;
     let tokenizer =
         Tokenizer::from_gguf(model.file.metadata()).context("building the tokenizer")?;
     Ok(Loaded {

@@ -260,14 +260,16 @@ impl Sampler {
 }
 
 /// Index of the largest value, lowest index on ties.
-fn argmax(values: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
+/// The index of the largest value, the lowest on ties; NaNs never win (0 if all are NaN or
+/// `values` is empty).
+pub fn argmax(values: &[f32]) -> u32 {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    for (i, &x) in values.iter().enumerate() {
+        if x > best.1 {
+            best = (i, x);
         }
     }
-    best as u32
+    best.0 as u32
 }
 
 /// The `k` best (logit desc, id asc) entries of `logits` into `out`, sorted.

@@ -7,3 +7,5 @@ pub use chat_template::{ChatMessage, ChatTemplate, TemplateError, chatml};
 pub use sampler::{Sampler, SamplerConfig, log_softmax, top_logprobs};
 pub mod generate;
 pub use generate::{GenerateError, GenerationStats, Session, StopReason, TokenEvent};
+pub mod batch;
+pub use batch::{Engine, EngineConfig, Event, FinishReason, Request, SubmitError, Usage};

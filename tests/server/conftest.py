@@ -10,7 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
+import http.client
+import json
+import urllib.request
 import openai
 import pytest
 
@@ -30,12 +32,35 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, url: str, log: Path):
-        self.url = url
+    def __init__(self, port: int, log: Path):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         self.log = log
 
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {API_KEY}"}
+    def request(self, method, path, body=None, headers=None, key=True):
+        """A raw HTTP exchange: (status, headers, body bytes). `body` may be bytes or a
+        JSON-able value."""
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = f"Bearer {API_KEY}"
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        try:
+            try:
+                conn.request(method, path, body=body, headers=h)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server answered (e.g. 413) before reading the whole body.
+                pass
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, **kw):
+        status, _, data = self.request(method, path, body, **kw)
+        return status, json.loads(data)
 
 
 @pytest.fixture(scope="session")
@@ -46,21 +71,22 @@ def server(tmp_path_factory):
            "--parallel", "4", "--ctx", str(N_CTX)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    srv = Server(port, log)
     deadline = time.monotonic() + 180
     try:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{srv.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"server not healthy after 180 s:\n{log.read_text()}")
             time.sleep(0.2)
-        yield Server(url, log)
+        yield srv
     finally:
         proc.terminate()
         try:

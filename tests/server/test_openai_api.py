@@ -10,7 +10,6 @@ import re
 import struct
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import jsonschema
 import openai
 import pytest
@@ -46,17 +45,18 @@ def test_models_lists_the_model(client):
 
 
 def test_health_and_page_need_no_key(server):
-    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
-    page = httpx.get(f"{server.url}/")
-    assert page.status_code == 200
-    assert "text/html" in page.headers["content-type"]
+    assert server.json("GET", "/health", key=False) == (200, {"status": "ok"})
+    status, headers, _ = server.request("GET", "/", key=False)
+    assert status == 200
+    assert "text/html" in headers["content-type"]
 
 
 def test_metrics_parse_as_prometheus_text(server, client):
     ask(client, "Say hi.", max_tokens=4)
-    r = httpx.get(f"{server.url}/metrics", headers=server.headers())
-    assert r.status_code == 200
-    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    status, headers, text = server.request("GET", "/metrics")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(text.decode())}
     # Counters are listed without their _total suffix by the parser.
     assert "lingqiao_requests" in families
     assert "lingqiao_generated_tokens" in families
@@ -156,11 +156,10 @@ def test_stream_framing_without_usage(server):
         "temperature": 0,
         "stream": True,
     }
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body,
-                      headers=server.headers(), timeout=300) as r:
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        raw = b"".join(r.iter_bytes()).decode()
+    status, headers, raw = server.request("POST", "/v1/chat/completions", body)
+    assert status == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    raw = raw.decode()
     events = raw.split("\n\n")
     assert events[-1] == ""
     assert events[-2] == "data: [DONE]"
@@ -334,9 +333,9 @@ def test_embeddings(client):
 
 
 def test_embeddings_raw_base64(server):
-    r = httpx.post(f"{server.url}/v1/embeddings", headers=server.headers(),
-                   json={"input": "hello", "encoding_format": "base64"}, timeout=120)
-    raw = base64.b64decode(r.json()["data"][0]["embedding"])
+    status, body = server.json("POST", "/v1/embeddings", {"input": "hello", "encoding_format": "base64"})
+    assert status == 200
+    raw = base64.b64decode(body["data"][0]["embedding"])
     assert len(raw) == 4 * N_EMBD
     v = struct.unpack(f"<{N_EMBD}f", raw)
     assert math.isclose(math.sqrt(sum(x * x for x in v)), 1.0, rel_tol=1e-3)
@@ -356,9 +355,11 @@ def test_401_without_the_key(server):
     with pytest.raises(openai.AuthenticationError) as e:
         c.models.list()
     assert e.value.status_code == 401
-    r = httpx.post(f"{server.url}/v1/chat/completions", json={})
-    assert r.status_code == 401
-    check_error_shape(r.json())
+    status, body = server.json("POST", "/v1/chat/completions", {}, key=False)
+    assert status == 401
+    check_error_shape(body)
+    # /metrics needs the key too.
+    assert server.request("GET", "/metrics", key=False)[0] == 401
 
 
 def test_400_names_the_unsupported_field(client):
@@ -381,10 +382,10 @@ def test_400_for_bad_values(client):
 
 def test_400_for_malformed_json(server):
     for body in [b"{not json", b"\xff\xfe", b"[1, 2]", b""]:
-        r = httpx.post(f"{server.url}/v1/chat/completions", content=body,
-                       headers={**server.headers(), "content-type": "application/json"})
-        assert r.status_code == 400, body
-        check_error_shape(r.json())
+        status, answer = server.json("POST", "/v1/chat/completions", body,
+                                     headers={"Content-Type": "application/json"})
+        assert status == 400, body
+        check_error_shape(answer)
 
 
 def test_400_for_a_prompt_over_the_context(client):
@@ -409,16 +410,16 @@ def test_404_for_an_unknown_model(client):
 
 
 def test_404_for_an_unknown_route(server):
-    r = httpx.get(f"{server.url}/v1/nothing", headers=server.headers())
-    assert r.status_code == 404
-    check_error_shape(r.json())
+    status, body = server.json("GET", "/v1/nothing")
+    assert status == 404
+    check_error_shape(body)
 
 
 def test_413_for_a_huge_body(server):
-    r = httpx.post(f"{server.url}/v1/chat/completions", headers=server.headers(),
-                   content=b'{"messages": "' + b"a" * (9 << 20) + b'"}')
-    assert r.status_code == 413
-    check_error_shape(r.json())
+    status, body = server.json("POST", "/v1/chat/completions",
+                               b'{"messages": "' + b"a" * (9 << 20) + b'"}')
+    assert status == 413
+    check_error_shape(body)
 
 
 # ---- concurrency ------------------------------------------------------------------------

@@ -37,10 +37,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     ensure!(args.ctx >= 1, "--ctx must be at least 1");
     if let Some(n) = args.model.threads {
         ensure!(n >= 1, "--threads must be at least 1");
-        // The engine thread computes on the process-wide default pool, which reads this
-        // variable when it is first used.
-        // SAFETY: nothing else runs yet: no thread has been started.
-        unsafe { std::env::set_var("LINGQIAO_THREADS", n.to_string()) };
     }
     let path = args.model.resolve()?;
     let l = load_path(&args.model, &path)?;
@@ -77,6 +73,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             n_parallel: args.parallel,
             n_ctx: args.ctx.min(n_ctx_train),
             queue: args.queue,
+            // 0: one per core.
+            threads: args.model.threads.unwrap_or(0),
         },
         api_key: args.api_key.filter(|k| !k.is_empty()),
     };

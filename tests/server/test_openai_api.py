@@ -433,3 +433,28 @@ def test_parallel_requests_match_sequential(client):
         together = list(pool.map(lambda q: ask(client, q, max_tokens=16).choices[0].message.content,
                                  questions))
     assert together == alone
+
+
+def test_client_disconnect_frees_the_slot(server):
+    import http.client
+    import time
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+    body = {"messages": [{"role": "user", "content": "Write a very long story about the sea."}],
+            "max_tokens": 3000, "temperature": 0, "stream": True}
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body),
+                 headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 200
+    assert r.read(600)  # a few chunks
+    conn.close()
+
+    def active():
+        _, _, text = server.request("GET", "/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+        return families["lingqiao_requests_active"].samples[0].value
+
+    deadline = time.monotonic() + 30
+    while active() != 0:
+        assert time.monotonic() < deadline, "the slot was not freed after the client left"
+        time.sleep(0.2)

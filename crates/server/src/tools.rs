@@ -8,8 +8,9 @@
 //! - Mistral: `[TOOL_CALLS][{"name": .., "arguments": {..}}, ..]`, or the newer
 //!   `[TOOL_CALLS]name[ARGS]{..}`.
 //!
-//! All are tried on every output: the markers do not collide, and a bare JSON answer is
-//! taken as a call only when it names a declared tool.
+//! All are tried on every output: the markers do not collide, and a bare JSON answer (also
+//! inside a Markdown code block, as small models write it) is taken as a call only when it
+//! names a declared tool.
 
 use serde_json::{Map, Value};
 
@@ -126,7 +127,7 @@ pub fn parse(text: &str, known: &[String]) -> Parsed {
             };
         }
     }
-    let t = text.trim();
+    let t = strip_fence(text.trim());
     if t.starts_with('{') || t.starts_with('[') {
         let (values, end) = json_values(t);
         if end == t.len() && !values.is_empty() {
@@ -148,6 +149,17 @@ pub fn parse(text: &str, known: &[String]) -> Parsed {
     Parsed {
         content: text.to_string(),
         calls: vec![],
+    }
+}
+
+/// The inside of a Markdown code block (small models often fence a bare JSON call).
+fn strip_fence(t: &str) -> &str {
+    match t.strip_prefix("```") {
+        Some(rest) => {
+            let body = rest.split_once('\n').map_or("", |(_, b)| b);
+            body.strip_suffix("```").unwrap_or(body).trim()
+        }
+        None => t,
     }
 }
 
@@ -204,8 +216,8 @@ fn parse_mistral(s: &str) -> Option<Vec<ToolCall>> {
 }
 
 /// Streams content while holding back what may be a tool call: output that starts with
-/// `{`, `[` or a marker, and everything from a marker on, is kept until the end and parsed
-/// then.
+/// `{`, `[`, a code fence or a marker, and everything from a marker on, is kept until the
+/// end and parsed then.
 #[derive(Debug, Default)]
 pub struct Splitter {
     buf: String,
@@ -227,7 +239,12 @@ impl Splitter {
                 return String::new();
             }
             let marker_like = MARKERS.iter().any(|m| t.starts_with(m) || m.starts_with(t));
-            if !marker_like && (t.starts_with('{') || t.starts_with('[')) {
+            if !marker_like
+                && (t.starts_with('{')
+                    || t.starts_with('[')
+                    || "```".starts_with(t)
+                    || t.starts_with("```"))
+            {
                 self.capturing = true;
                 return String::new();
             }
@@ -344,6 +361,27 @@ mod tests {
         let text = "{\"name\": \"Ada\", \"parameters\": {}}";
         assert_eq!(parse(text, &known()).calls, vec![]);
         assert_eq!(parse(text, &known()).content, text);
+    }
+
+    #[test]
+    fn fenced_bare_json() {
+        let p = parse(
+            "```json\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n```",
+            &known(),
+        );
+        assert_eq!(p.calls, vec![call("get_weather", r#"{"city":"Paris"}"#)]);
+        let (streamed, end) = split(&[
+            "``",
+            "`json\n{\"name\": \"get_time\", \"arguments\": {}}\n```",
+        ]);
+        assert_eq!(streamed, "");
+        assert_eq!(end.calls, vec![call("get_time", "{}")]);
+        // A fenced block that is no call is content.
+        let (streamed, end) = split(&["```rust\nfn main() {}\n```"]);
+        assert_eq!(
+            format!("{streamed}{}", end.content),
+            "```rust\nfn main() {}\n```"
+        );
     }
 
     #[test]

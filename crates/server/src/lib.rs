@@ -7,6 +7,7 @@
 //! field this server does not implement is refused with a 400 naming it.
 //!
 //! With an API key, every route but `/health` and `/` needs `Authorization: Bearer KEY`.
+//! Browsers may call it from any origin (CORS preflights are answered).
 
 mod constraint;
 pub mod error;
@@ -125,7 +126,41 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), count_status))
+        .layer(middleware::from_fn(cors))
         .with_state(state)
+}
+
+/// Any origin may call the API from a browser, as with llama-server and OpenAI: a
+/// preflight `OPTIONS` is answered here (before the key check, browsers send no
+/// credentials in it), and every answer allows the origin.
+async fn cors(req: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, Method, header};
+    let mut resp = if req.method() == Method::OPTIONS {
+        let asked = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("authorization, content-type"));
+        let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        r
+    } else {
+        next.run(req).await
+    };
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
 }
 
 /// Equal as bytes, in time that depends only on the lengths.

@@ -374,3 +374,30 @@ async fn metrics_are_prometheus_text() {
     }
     assert!(text.contains("lingqiao_requests_total"));
 }
+
+#[tokio::test]
+async fn cors_preflight_needs_no_key() {
+    let req = Request::builder()
+        .method("OPTIONS")
+        .uri("/v1/chat/completions")
+        .header(header::ORIGIN, "http://example.test")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization, content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(state()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let h = resp.headers();
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(
+        h[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let r = send("GET", "/health", Body::empty(), false).await;
+    assert_eq!(r.status, StatusCode::OK);
+}

@@ -169,6 +169,8 @@ def test_stream_framing_without_usage(server):
     # Without include_usage the finishing chunk is last and carries the timings.
     assert payloads[-1]["choices"][0]["finish_reason"] in ("stop", "length")
     assert set(payloads[-1]["timings"]) >= TIMINGS
+    # Usage is in every answer: here on the finishing chunk.
+    assert payloads[-1]["usage"]["completion_tokens"] > 0
     assert "usage" not in payloads[0]
 
 

@@ -262,7 +262,11 @@ impl ChatChunks {
             ));
         }
         let mut last = self.chunk(json!({}), None, Some(finish));
-        if self.shape.include_usage {
+        // Usage is in every answer: on the finishing chunk, or (include_usage, as
+        // OpenAI) on a chunk of its own after it.
+        if !self.shape.include_usage {
+            last["usage"] = usage_json(usage);
+        } else {
             out.push(last);
             last = json!({
                 "id": self.shape.id,
@@ -334,7 +338,9 @@ impl CompletionChunks {
     pub fn done(&mut self, text: &str, reason: FinishReason, usage: &Usage) -> Vec<Value> {
         let mut last = self.chunk(text, None, Some(finish_reason(reason)));
         let mut out = Vec::new();
-        if self.shape.include_usage {
+        if !self.shape.include_usage {
+            last["usage"] = usage_json(usage);
+        } else {
             out.push(last);
             last = json!({
                 "id": self.shape.id,
@@ -450,6 +456,7 @@ mod tests {
         assert_eq!(end[1]["choices"][0]["finish_reason"], "length");
         assert_eq!(end[1]["choices"][0]["delta"], json!({}));
         assert_eq!(end[1]["timings"]["predicted_n"], 5);
+        assert_eq!(end[1]["usage"]["total_tokens"], 15);
     }
 
     #[test]

@@ -113,6 +113,8 @@ fn concurrent_requests_give_what_each_gives_alone() {
         assert_eq!(o.error, None);
         assert_eq!(o.ids.len(), 24, "{o:?}");
         assert_eq!(o.reason, Some(FinishReason::Length));
+        assert!(o.usage.cpu_seconds > 0.0 && o.usage.total_ms > 0.0, "{:?}", o.usage);
+        assert!(o.usage.time_to_first_token_ms <= o.usage.total_ms, "{:?}", o.usage);
     }
     // All at once (more than the 4 slots: one waits), twice over.
     for round in 0..2 {

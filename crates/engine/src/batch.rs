@@ -414,7 +414,23 @@ impl<'a> Scheduler<'a> {
             for job in jobs {
                 self.admit(job);
             }
-            self.step();
+            // A panic in a step (a bug, never bad input) fails the requests in flight and
+            // resets their caches; the engine goes on serving the next ones.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            if let Err(payload) = stepped {
+                let why = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                for slot in &mut self.slots {
+                    slot.cache.clear();
+                    slot.tokens.clear();
+                    if let Some(mut a) = slot.active.take() {
+                        let _ = (a.job.sink)(Event::Error(format!("internal error: {why}")));
+                    }
+                }
+            }
         }
     }
 

@@ -77,6 +77,10 @@ pub struct Usage {
     pub total_ms: f64,
     /// Time spent waiting for a slot.
     pub queue_ms: f64,
+    /// CPU time of the forward passes this request took part in, shared among each
+    /// step's sequences in proportion to their tokens, plus its sampling (the energy
+    /// proxy; the process's getrusage, so the HTTP threads' small share is in it too).
+    pub cpu_seconds: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,6 +336,7 @@ struct Active<'t> {
     cached: usize,
     first_token: Option<Instant>,
     started: Instant,
+    cpu_seconds: f64,
 }
 
 struct Scheduler<'a> {
@@ -409,7 +414,23 @@ impl<'a> Scheduler<'a> {
             for job in jobs {
                 self.admit(job);
             }
-            self.step();
+            // A panic in a step (a bug, never bad input) fails the requests in flight and
+            // resets their caches; the engine goes on serving the next ones.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            if let Err(payload) = stepped {
+                let why = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                for slot in &mut self.slots {
+                    slot.cache.clear();
+                    slot.tokens.clear();
+                    if let Some(mut a) = slot.active.take() {
+                        let _ = (a.job.sink)(Event::Error(format!("internal error: {why}")));
+                    }
+                }
+            }
         }
     }
 
@@ -464,6 +485,7 @@ impl<'a> Scheduler<'a> {
             cached: reused,
             first_token: None,
             started: now,
+            cpu_seconds: 0.0,
         });
     }
 
@@ -494,6 +516,7 @@ impl<'a> Scheduler<'a> {
             return;
         }
         let t0 = Instant::now();
+        let cpu0 = process_cpu_seconds();
         let feeds: Vec<[u32; 1]> = parts
             .iter()
             .map(|(_, p)| match p {
@@ -546,9 +569,22 @@ impl<'a> Scheduler<'a> {
                 return;
             }
         };
+        let step_tokens: usize = parts
+            .iter()
+            .map(|(_, p)| match p {
+                Part::Token(_) => 1,
+                Part::Prompt(r, _) => r.len(),
+            })
+            .sum();
+        let forward_cpu = process_cpu_seconds() - cpu0;
         for ((i, part), logits) in parts.into_iter().zip(logits) {
             let slot = &mut self.slots[i];
             let a = slot.active.as_mut().expect("active");
+            let n_part = match &part {
+                Part::Token(_) => 1,
+                Part::Prompt(r, _) => r.len(),
+            };
+            a.cpu_seconds += forward_cpu * n_part as f64 / step_tokens as f64;
             match part {
                 Part::Token(t) => {
                     slot.tokens.push(t);
@@ -562,7 +598,11 @@ impl<'a> Scheduler<'a> {
                     }
                 }
             }
+            let before = process_cpu_seconds();
             self.sample(i, &logits);
+            if let Some(a) = self.slots[i].active.as_mut() {
+                a.cpu_seconds += process_cpu_seconds() - before;
+            }
         }
         let active = self.slots.iter().filter(|s| s.active.is_some()).count();
         self.queue
@@ -682,6 +722,7 @@ impl<'a> Scheduler<'a> {
             time_to_first_token_ms: ms(a.first_token.unwrap_or(now) - a.job.submitted),
             total_ms: ms(now - a.job.submitted),
             queue_ms: ms(a.started - a.job.submitted),
+            cpu_seconds: a.cpu_seconds,
         };
         self.queue
             .metrics
@@ -778,4 +819,15 @@ fn held_back(held: &str, stops: &[String]) -> usize {
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// CPU time of the whole process so far (user + system), 0 if the OS does not say.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass; an all-zero rusage is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+    t(ru.ru_utime) + t(ru.ru_stime)
 }

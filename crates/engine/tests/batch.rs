@@ -113,6 +113,16 @@ fn concurrent_requests_give_what_each_gives_alone() {
         assert_eq!(o.error, None);
         assert_eq!(o.ids.len(), 24, "{o:?}");
         assert_eq!(o.reason, Some(FinishReason::Length));
+        assert!(
+            o.usage.cpu_seconds > 0.0 && o.usage.total_ms > 0.0,
+            "{:?}",
+            o.usage
+        );
+        assert!(
+            o.usage.time_to_first_token_ms <= o.usage.total_ms,
+            "{:?}",
+            o.usage
+        );
     }
     // All at once (more than the 4 slots: one waits), twice over.
     for round in 0..2 {
@@ -341,4 +351,32 @@ fn embeddings_are_normalized_deterministic_and_distinguish_texts() {
     assert_eq!(a, a2);
     let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
     assert!(cos < 0.999, "different texts, cosine {cos}");
+}
+
+/// Panics when asked for a mask (a stand-in for a bug somewhere in a step).
+struct Panics;
+
+impl Constraint for Panics {
+    fn allowed(&mut self, _: &mut [u32]) -> Result<(), String> {
+        panic!("constraint bug")
+    }
+    fn accept(&mut self, _: u32) -> Result<(), String> {
+        Ok(())
+    }
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_panic_in_one_request_fails_it_and_the_engine_goes_on() {
+    let e = engine(2, 512, 4);
+    let mut bad = request(&e, PROMPTS[1], 8);
+    bad.constraint = Some(Box::new(Panics));
+    let o = collect(submit(&e, bad));
+    let err = o.error.expect("the request failed");
+    assert!(err.contains("constraint bug"), "{err}");
+    let ok = collect(submit(&e, request(&e, PROMPTS[1], 8)));
+    assert_eq!(ok.error, None);
+    assert_eq!(ok.ids.len(), 8);
 }

@@ -66,6 +66,8 @@ pub fn timings_json(u: &Usage) -> Value {
         "predicted_ms": predicted_ms,
         "predicted_per_second": per_second,
         "cached_n": u.cached_tokens,
+        // Not llama-server's: the CPU time the request cost (its share of each batch).
+        "cpu_seconds": u.cpu_seconds,
     })
 }
 
@@ -380,6 +382,7 @@ mod tests {
             time_to_first_token_ms: 30.0,
             total_ms: 80.0,
             queue_ms: 10.0,
+            cpu_seconds: 0.25,
         }
     }
 
@@ -400,6 +403,7 @@ mod tests {
         assert_eq!(t["prompt_ms"], 20.0);
         assert_eq!(t["predicted_ms"], 50.0);
         assert_eq!(t["predicted_per_second"], 100.0);
+        assert_eq!(t["cpu_seconds"], 0.25);
     }
 
     #[test]

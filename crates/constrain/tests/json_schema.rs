@@ -1,0 +1,234 @@
+//! JSON-schema constraints over the real qwen05 vocabulary: seeded random walks over the
+//! allowed tokens always end in text that parses and validates (checked by the
+//! independent `jsonschema` crate), and end of generation is allowed exactly when the
+//! text so far is complete. Unsupported keywords are errors naming them.
+
+mod common;
+
+use common::{Status, setup, walk};
+use lingqiao_constrain::{ConstrainError, json_object, json_schema};
+use serde_json::{Value, json};
+
+const SEEDS: u64 = 25;
+
+fn validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::validator_for(schema).expect("a valid schema")
+}
+
+fn status_under(v: &jsonschema::Validator) -> impl Fn(&str) -> Status + '_ {
+    move |text: &str| match serde_json::from_str::<Value>(text) {
+        Ok(value) if v.is_valid(&value) => Status::Complete,
+        _ => Status::Incomplete,
+    }
+}
+
+/// Random walks under `schema` for many seeds; returns the outputs.
+fn walks(schema: &Value, seeds: u64) -> Vec<Value> {
+    let s = setup();
+    let v = validator(schema);
+    let status = status_under(&v);
+    let mut out = Vec::new();
+    for seed in 0..seeds {
+        let mut c = json_schema(&s.vocab, schema).expect("compile");
+        let w = walk(c.as_mut(), seed, 3000, &[], &status);
+        let value: Value = serde_json::from_str(&w.text)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}: {:?}", w.text));
+        assert!(
+            v.is_valid(&value),
+            "seed {seed}: {} does not validate",
+            w.text
+        );
+        if seed < 3 {
+            eprintln!(
+                "{schema}\n  seed {seed}: {} tokens: {}",
+                w.tokens.len(),
+                w.text
+            );
+        }
+        out.push(value);
+    }
+    out
+}
+
+#[test]
+fn object_with_required_and_optional_properties() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "email": {"type": "string", "format": "email"},
+            "admin": {"type": "boolean"}
+        },
+        "required": ["name", "age"],
+        "additionalProperties": false
+    });
+    let outs = walks(&schema, SEEDS);
+    // the optional properties are sometimes there and sometimes not
+    assert!(outs.iter().any(|o| o.get("admin").is_some()));
+    assert!(outs.iter().any(|o| o.get("admin").is_none()));
+}
+
+#[test]
+fn enums_consts_and_any_of() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "color": {"enum": ["red", "green", "blue", 7, null]},
+            "kind": {"const": "fixed"},
+            "value": {"anyOf": [{"type": "integer", "minimum": -5, "maximum": 5}, {"type": "string", "pattern": "^[a-z]{2,4}$"}, {"type": "null"}]}
+        },
+        "required": ["color", "kind", "value"],
+        "additionalProperties": false
+    });
+    let outs = walks(&schema, SEEDS);
+    assert!(outs.iter().all(|o| o["kind"] == "fixed"));
+}
+
+#[test]
+fn arrays_with_item_bounds_and_tuples() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8}, "minItems": 2, "maxItems": 4},
+            "point": {"type": "array", "minItems": 2, "prefixItems": [{"type": "number", "minimum": -1, "maximum": 1}, {"type": "number", "minimum": -1, "maximum": 1}], "items": false},
+            "flags": {"type": "array", "items": {"type": "boolean"}, "maxItems": 3}
+        },
+        "required": ["tags", "point", "flags"],
+        "additionalProperties": false
+    });
+    let outs = walks(&schema, SEEDS);
+    for o in &outs {
+        let n = o["tags"].as_array().unwrap().len();
+        assert!((2..=4).contains(&n), "{o}");
+    }
+}
+
+#[test]
+fn nested_objects_and_refs() {
+    let schema = json!({
+        "$defs": {
+            "address": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "minLength": 1, "maxLength": 10},
+                    "zip": {"type": "string", "pattern": "^[0-9]{5}$"}
+                },
+                "required": ["city", "zip"],
+                "additionalProperties": false
+            }
+        },
+        "type": "object",
+        "properties": {
+            "home": {"$ref": "#/$defs/address"},
+            "work": {"anyOf": [{"$ref": "#/$defs/address"}, {"type": "null"}]},
+            "meta": {
+                "type": "object",
+                "properties": {"score": {"type": "number", "exclusiveMinimum": 0, "maximum": 10}, "count": {"type": "integer", "multipleOf": 3, "minimum": 0, "maximum": 99}},
+                "required": ["score", "count"],
+                "additionalProperties": false
+            }
+        },
+        "required": ["home", "work", "meta"],
+        "additionalProperties": false
+    });
+    walks(&schema, SEEDS);
+}
+
+#[test]
+fn top_level_scalars() {
+    for schema in [
+        json!({"type": "integer", "minimum": 10, "maximum": 20}),
+        json!({"type": "boolean"}),
+        json!({"type": "string", "enum": ["yes", "no"]}),
+        json!({"type": "string", "pattern": "^a+b$", "maxLength": 6}),
+    ] {
+        walks(&schema, 10);
+    }
+}
+
+#[test]
+fn json_object_is_any_object() {
+    let s = setup();
+    let v = validator(&json!({"type": "object"}));
+    let status = status_under(&v);
+    for seed in 0..SEEDS {
+        let mut c = json_object(&s.vocab).expect("compile");
+        let w = walk(c.as_mut(), seed, 3000, &[], &status);
+        let value: Value = serde_json::from_str(&w.text).expect("parses");
+        assert!(value.is_object(), "seed {seed}: {}", w.text);
+    }
+}
+
+fn expect_unsupported(schema: Value, keyword: &str) {
+    let s = setup();
+    match json_schema(&s.vocab, &schema) {
+        Err(ConstrainError::Unsupported(msg)) => {
+            assert!(
+                msg.contains(keyword),
+                "{schema}: {msg} does not name {keyword}"
+            )
+        }
+        Err(e) => panic!("{schema}: expected Unsupported, got {e}"),
+        Ok(_) => panic!("{schema}: compiled, but `{keyword}` cannot be enforced"),
+    }
+}
+
+#[test]
+fn unsupported_features_are_named() {
+    let prop = |p: Value| json!({"type": "object", "properties": {"x": p}});
+    expect_unsupported(json!({"type": "array", "uniqueItems": true}), "uniqueItems");
+    expect_unsupported(
+        json!({"type": "array", "contains": {"type": "integer"}}),
+        "contains",
+    );
+    expect_unsupported(prop(json!({"not": {"type": "string"}})), "not");
+    expect_unsupported(
+        json!({"if": {"type": "string"}, "then": {"maxLength": 3}}),
+        "if",
+    );
+    expect_unsupported(
+        json!({"type": "object", "propertyNames": {"pattern": "^a"}}),
+        "propertyNames",
+    );
+    expect_unsupported(
+        json!({"type": "object", "dependentRequired": {"a": ["b"]}}),
+        "dependentRequired",
+    );
+    expect_unsupported(
+        json!({"type": "object", "unevaluatedProperties": false}),
+        "unevaluatedProperties",
+    );
+    // not keywords at all: a validator would ignore them, we refuse to
+    expect_unsupported(
+        prop(json!({"type": "string", "nullable": true})),
+        "nullable",
+    );
+    expect_unsupported(prop(json!({"type": "string", "maxLenght": 3})), "maxLenght");
+    expect_unsupported(
+        json!({"$ref": "https://example.com/schema.json"}),
+        "https://example.com/schema.json",
+    );
+    expect_unsupported(prop(json!({"type": "string", "format": "color"})), "color");
+    expect_unsupported(
+        prop(json!({"type": "string", "pattern": "^(?=a)[a-z]+$"})),
+        "look",
+    );
+}
+
+#[test]
+fn invalid_schemas_are_errors() {
+    let s = setup();
+    for schema in [
+        json!(false),
+        json!(3),
+        json!({"type": "object", "properties": []}),
+        json!({"$ref": "#/$defs/missing"}),
+    ] {
+        match json_schema(&s.vocab, &schema) {
+            Err(ConstrainError::Invalid(_)) => {}
+            Err(e) => panic!("{schema}: expected Invalid, got {e}"),
+            Ok(_) => panic!("{schema}: compiled"),
+        }
+    }
+}

@@ -72,8 +72,8 @@ pub struct Walk {
     pub text: String,
     /// Whether the walk ended on an end-of-generation token (else: `is_finished`).
     pub ended_by_eog: bool,
-    pub mask_time: Duration,
-    pub masks: usize,
+    /// How long each `allowed` call took.
+    pub mask_times: Vec<Duration>,
 }
 
 pub fn allowed_ids(mask: &[u32]) -> Vec<u32> {
@@ -111,13 +111,12 @@ pub fn walk(
     let mut mask = vec![0u32; tok.n_vocab().div_ceil(32)];
     let mut bytes = Vec::new();
     let mut tokens = Vec::new();
-    let mut mask_time = Duration::ZERO;
+    let mut mask_times = Vec::new();
     for step in 0..max_steps {
         mask.fill(0);
         let t0 = Instant::now();
         c.allowed(&mut mask).expect("allowed");
-        mask_time += t0.elapsed();
-        let masks = step + 1;
+        mask_times.push(t0.elapsed());
         let ids = allowed_ids(&mask);
         let text = String::from_utf8(bytes.clone());
         let st = match &text {
@@ -146,8 +145,7 @@ pub fn walk(
                 tokens,
                 text: text.unwrap(),
                 ended_by_eog: false,
-                mask_time,
-                masks,
+                mask_times,
             };
         }
         assert!(
@@ -184,8 +182,7 @@ pub fn walk(
                 tokens,
                 text: text.expect("EOG only after complete UTF-8"),
                 ended_by_eog: true,
-                mask_time,
-                masks,
+                mask_times,
             };
         }
         tokens.push(pick);

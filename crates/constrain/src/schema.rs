@@ -136,8 +136,59 @@ fn walk(schema: &mut Value, ref_prefix: Option<&str>, at: &str) -> Result<(), Co
             k => return Err(unsupported(k, at)),
         }
     }
+    let ours = match obj.get("format").and_then(Value::as_str) {
+        Some("email") => Some(EMAIL.to_string()),
+        Some("hostname") => Some(HOSTNAME.to_string()),
+        Some("date") => Some(format!("^{DATE}$")),
+        Some("time") => Some(format!("^{TIME}$")),
+        Some("date-time") => Some(format!("^{DATE}[Tt]{TIME}$")),
+        _ => None,
+    };
+    if let Some(pattern) = ours {
+        obj.remove("format");
+        let pattern = Value::String(pattern);
+        if obj.contains_key("pattern") {
+            let all_of = obj
+                .entry("allOf")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            let Value::Array(list) = all_of else {
+                return Err(ConstrainError::Invalid(format!(
+                    "`allOf` must be an array (at {at}/allOf)"
+                )));
+            };
+            list.push(serde_json::json!({ "pattern": pattern }));
+        } else {
+            obj.insert("pattern".into(), pattern);
+        }
+    }
     Ok(())
 }
+
+/// Some formats as patterns of our own, where llguidance's regexes accept strings that
+/// validators reject.
+///
+/// Dates and times: llguidance allows February 29 in every year and a leap second at any
+/// time of day; a date here has February 29 in leap years only, and seconds stop at 59.
+///
+/// Email addresses and host names: llguidance's regexes leave out the length limits of RFC 5321 and RFC 1034 that validators apply
+/// (a local part of at most 64 bytes, an address of at most 254, a host name of at most
+/// 253, labels of at most 63), and intersecting them with length patterns is more than
+/// llguidance's emptiness check can decide. These generate a subset of the valid
+/// addresses and names (dot-atoms of at most three 20-character parts, at most three
+/// labels) that is within every limit.
+const EMAIL: &str = concat!(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}){0,2}",
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}$"
+);
+/// YYYY-MM-DD, with February 29 in leap years only (divisible by 4 but not by 100, or by
+/// 400).
+const DATE: &str = concat!(
+    r"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))",
+    r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
+);
+/// hh:mm:ss with optional fraction and a required offset (RFC 3339 full-time).
+const TIME: &str = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
+const HOSTNAME: &str = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}$";
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,13 @@ use common::{Status, allowed_ids, is_allowed, setup, walk};
 use lingqiao_constrain::{ConstrainError, ToolChoice, tool_calls};
 use serde_json::{Value, json};
 
-const SEEDS: u64 = 30;
+/// Walks per schema; `LINGQIAO_CONSTRAIN_SEEDS` raises it for a longer search.
+fn seeds() -> u64 {
+    std::env::var("LINGQIAO_CONSTRAIN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
 
 fn tools() -> Vec<Value> {
     vec![
@@ -127,7 +133,7 @@ fn required_gives_one_or_more_valid_calls() {
     };
     let mut names = std::collections::BTreeSet::new();
     let mut most = 0;
-    for seed in 0..SEEDS {
+    for seed in 0..seeds() {
         let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required).expect("compile");
         let w = walk(c.as_mut(), seed, 3000, &[], &status);
         let calls = parse_calls(&w.text, &v).unwrap_or_else(|| panic!("seed {seed}: {:?}", w.text));
@@ -153,7 +159,7 @@ fn named_gives_exactly_that_call() {
             Some(calls) if calls.len() == 1 && calls[0].0 == name => Status::Complete,
             _ => Status::Incomplete,
         };
-        for seed in 0..SEEDS / 2 {
+        for seed in 0..seeds() / 2 {
             let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Named(name.into())).unwrap();
             let w = walk(c.as_mut(), seed, 3000, &[], &status);
             let calls = parse_calls(&w.text, &v).unwrap();
@@ -181,7 +187,7 @@ fn auto_is_free_text_or_calls() {
         }
     };
     let (mut texts, mut with_calls) = (0, 0);
-    for seed in 0..2 * SEEDS {
+    for seed in 0..2 * seeds() {
         let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Auto).expect("compile");
         // steer half of the walks into a call: uniform draws over the vocabulary rarely
         // start with `<tool_call>`

@@ -63,7 +63,13 @@ use llguidance::Matcher;
 use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
-pub use vocab::Vocab;
+pub use vocab::{TokenizerSource, Vocab};
+
+// The server shares one `Vocab` between request threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Vocab>();
+};
 
 #[derive(thiserror::Error, Debug)]
 pub enum ConstrainError {
@@ -269,6 +275,7 @@ fn compile(v: &Vocab, grammar: TopLevelGrammar) -> Result<Box<dyn Constraint>, C
     }
     Ok(Box::new(Guided {
         matcher,
+        eog: v.inner.eog.clone(),
         n_vocab: v.inner.n_vocab,
         words: v.inner.n_vocab.div_ceil(32),
     }))
@@ -277,6 +284,7 @@ fn compile(v: &Vocab, grammar: TopLevelGrammar) -> Result<Box<dyn Constraint>, C
 /// A compiled grammar following one sequence.
 struct Guided {
     matcher: Matcher,
+    eog: Vec<u32>,
     n_vocab: usize,
     words: usize,
 }
@@ -299,6 +307,16 @@ impl Constraint for Guided {
     }
 
     fn accept(&mut self, token: u32) -> Result<(), String> {
+        if self.matcher.is_stopped() {
+            // after the end only end-of-generation was allowed: sampling it is a no-op
+            return if self.eog.contains(&token) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "constraint: token {token} after the end of the output"
+                ))
+            };
+        }
         self.matcher
             .consume_token(token)
             .map_err(|e| format!("constraint: {e}"))

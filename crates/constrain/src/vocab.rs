@@ -39,7 +39,8 @@ impl std::fmt::Debug for Vocab {
 /// llguidance's view of the tokenizer.
 struct Env {
     trie: TokTrie,
-    /// Canonical tokenization of grammar literals; without it, greedy over the trie.
+    /// Canonical tokenization of forced text; without it, none (greedy over the trie,
+    /// and llguidance told it is not canonical).
     tokenizer: Option<Arc<Tokenizer>>,
 }
 
@@ -81,18 +82,48 @@ fn token_bytes(tok: &Tokenizer, id: u32) -> Vec<u8> {
     bytes
 }
 
-impl Vocab {
-    /// Builds the vocabulary of `tok`. Grammar literals are then tokenized greedily over
-    /// the trie (llguidance only needs that for forced tokens, which the engine does not
-    /// use); [`Vocab::from_shared`] tokenizes them with the tokenizer itself.
-    pub fn new(tok: &Tokenizer) -> Result<Vocab, ConstrainError> {
-        Self::build(tok, None)
-    }
+/// The tokenizer a [`Vocab`] is built from: borrowed (`&Tokenizer`) or shared
+/// (`&Arc<Tokenizer>`, `Arc<Tokenizer>`), which [`Vocab::new`] keeps to tokenize grammar
+/// literals canonically.
+pub enum TokenizerSource<'a> {
+    Borrowed(&'a Tokenizer),
+    Shared(Arc<Tokenizer>),
+}
 
-    /// As [`Vocab::new`], keeping the tokenizer to tokenize grammar literals canonically
-    /// (`Tokenizer::encode(text, false, false)`).
-    pub fn from_shared(tok: Arc<Tokenizer>) -> Result<Vocab, ConstrainError> {
-        Self::build(&tok.clone(), Some(tok))
+impl<'a> From<&'a Tokenizer> for TokenizerSource<'a> {
+    fn from(tok: &'a Tokenizer) -> Self {
+        TokenizerSource::Borrowed(tok)
+    }
+}
+
+impl<'a> From<&'a Arc<Tokenizer>> for TokenizerSource<'a> {
+    fn from(tok: &'a Arc<Tokenizer>) -> Self {
+        TokenizerSource::Shared(tok.clone())
+    }
+}
+
+impl From<Arc<Tokenizer>> for TokenizerSource<'static> {
+    fn from(tok: Arc<Tokenizer>) -> Self {
+        TokenizerSource::Shared(tok)
+    }
+}
+
+impl Vocab {
+    /// Builds the vocabulary of a tokenizer (`&Tokenizer`, `&Arc<Tokenizer>` or
+    /// `Arc<Tokenizer>`).
+    ///
+    /// Given a shared tokenizer, the vocabulary keeps it, and llguidance tokenizes the
+    /// text a grammar forces (`{"name": ` when `name` is the first required property) with
+    /// it, as llama.cpp's integration does: where the output is forced, only its canonical
+    /// tokens are allowed (`{"` as one token, not `{` then `"`), which keeps the model on
+    /// the tokenizations it was trained on. Given `&Tokenizer`, which it cannot keep, it
+    /// has no canonical tokenization and allows every tokenization of forced text; the
+    /// outputs are valid either way.
+    pub fn new<'a>(tok: impl Into<TokenizerSource<'a>>) -> Result<Vocab, ConstrainError> {
+        match tok.into() {
+            TokenizerSource::Borrowed(tok) => Self::build(tok, None),
+            TokenizerSource::Shared(tok) => Self::build(&tok.clone(), Some(tok)),
+        }
     }
 
     fn build(tok: &Tokenizer, shared: Option<Arc<Tokenizer>>) -> Result<Vocab, ConstrainError> {

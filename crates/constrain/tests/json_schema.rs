@@ -351,3 +351,65 @@ fn formats_reject_what_validators_reject() {
     let v = validator(&date);
     assert!(!v.is_valid(&json!("2023-02-29")) && v.is_valid(&json!("2024-02-29")));
 }
+
+#[test]
+fn after_the_end_only_eog_and_accepting_it_is_harmless() {
+    let s = setup();
+    let schema = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": false});
+    let mut c = json_schema(&s.vocab, &schema).unwrap();
+    let mut mask = vec![0u32; s.tok.n_vocab().div_ceil(32)];
+    for t in s.tok.encode("{\"ok\": true}", false, false) {
+        mask.fill(0);
+        c.allowed(&mut mask).unwrap();
+        assert!(common::is_allowed(&mask, t));
+        c.accept(t).unwrap();
+    }
+    assert!(c.is_finished());
+    mask.fill(0);
+    c.allowed(&mut mask).unwrap();
+    assert_eq!(common::allowed_ids(&mask), s.tok.eog_ids());
+    c.accept(s.tok.eog_ids()[0]).unwrap();
+    assert!(c.is_finished());
+    let brace = s.tok.encode("}", false, false)[0];
+    assert!(c.accept(brace).is_err());
+}
+
+/// A vocabulary built from a borrowed tokenizer has no canonical tokenization: where the
+/// shared one allows only the canonical tokens of forced text, it allows every token
+/// that spells it; elsewhere the masks are the same.
+#[test]
+fn borrowed_tokenizer_allows_every_tokenization_of_forced_text() {
+    let s = setup();
+    let borrowed = lingqiao_constrain::Vocab::new(&*s.tok).unwrap();
+    let schema = json!({"type": "object", "properties": {"a": {"enum": ["x", "yy"]}, "n": {"type": "integer"}}, "required": ["a", "n"]});
+    let mut a = json_schema(&borrowed, &schema).unwrap();
+    let mut b = json_schema(&s.vocab, &schema).unwrap();
+    let words = s.tok.n_vocab().div_ceil(32);
+    let (mut ma, mut mb) = (vec![0u32; words], vec![0u32; words]);
+    let brace = s.tok.token_id("{").unwrap();
+    let mut differed = false;
+    for (i, t) in s
+        .tok
+        .encode("{\"a\": \"yy\", \"n\": 42}", false, false)
+        .into_iter()
+        .enumerate()
+    {
+        ma.fill(0);
+        mb.fill(0);
+        a.allowed(&mut ma).unwrap();
+        b.allowed(&mut mb).unwrap();
+        assert!(
+            ma.iter().zip(&mb).all(|(x, y)| x & y == *y),
+            "step {i}: shared allows more"
+        );
+        if i == 0 {
+            // the output starts with the forced `{"a": `, canonically `{"` first
+            assert!(common::is_allowed(&ma, brace) && !common::is_allowed(&mb, brace));
+        }
+        differed |= ma != mb;
+        a.accept(t).unwrap();
+        b.accept(t).unwrap();
+    }
+    assert!(differed);
+    assert!(a.is_finished() && b.is_finished());
+}

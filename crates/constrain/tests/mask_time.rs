@@ -52,6 +52,12 @@ fn mask_time_per_token() {
         Ok(x) if v.is_valid(&x) => Status::Complete,
         _ => Status::Incomplete,
     };
+    let t0 = std::time::Instant::now();
+    drop(json_schema(&s.vocab, &schema).unwrap());
+    eprintln!(
+        "json_schema: compiled in {:.2} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let mut times = Vec::new();
     for seed in 0..20 {
         let mut c = json_schema(&s.vocab, &schema).unwrap();
@@ -66,6 +72,12 @@ fn mask_time_per_token() {
             "required": ["city", "days"]
         }}}),
     ];
+    let t0 = std::time::Instant::now();
+    drop(tool_calls(&s.vocab, &tools, &ToolChoice::Required).unwrap());
+    eprintln!(
+        "tool_calls: compiled in {:.2} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let mut times = Vec::new();
     for seed in 0..20 {
         let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required).unwrap();

@@ -38,7 +38,7 @@ pub fn setup() -> &'static Setup {
         let gguf = lingqiao_gguf::GgufFile::open(qwen05_path()).expect("open gguf");
         let tok = Arc::new(Tokenizer::from_gguf(gguf.metadata()).expect("tokenizer"));
         let t0 = Instant::now();
-        let vocab = Vocab::from_shared(tok.clone()).expect("vocab");
+        let vocab = Vocab::new(&tok).expect("vocab");
         eprintln!(
             "Vocab for {} tokens built in {:.0} ms",
             tok.n_vocab(),

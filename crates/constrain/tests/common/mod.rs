@@ -13,14 +13,18 @@ use lingqiao_tokenizer::Tokenizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub fn qwen05_path() -> PathBuf {
-    let path = lingqiao_fetch::model_path("qwen05").expect("qwen05 is a known model");
+pub fn model_path(key: &str) -> PathBuf {
+    let path = lingqiao_fetch::model_path(key).expect("a known model");
     assert!(
         path.exists(),
-        "model {} is missing: fetch it first (lingqiao fetch qwen05)",
+        "model {} is missing: fetch it first (lingqiao pull {key})",
         path.display()
     );
     path
+}
+
+pub fn qwen05_path() -> PathBuf {
+    model_path("qwen05")
 }
 
 pub struct Setup {
@@ -34,8 +38,13 @@ pub struct Setup {
 /// The qwen05 tokenizer and its vocabulary, built once per test binary.
 pub fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
-    S.get_or_init(|| {
-        let gguf = lingqiao_gguf::GgufFile::open(qwen05_path()).expect("open gguf");
+    S.get_or_init(|| Setup::load("qwen05"))
+}
+
+impl Setup {
+    /// The tokenizer of model `key` and its vocabulary.
+    pub fn load(key: &str) -> Setup {
+        let gguf = lingqiao_gguf::GgufFile::open(model_path(key)).expect("open gguf");
         let tok = Arc::new(Tokenizer::from_gguf(gguf.metadata()).expect("tokenizer"));
         let t0 = Instant::now();
         let vocab = Vocab::new(&tok).expect("vocab");
@@ -55,7 +64,7 @@ pub fn setup() -> &'static Setup {
             vocab,
             closers,
         }
-    })
+    }
 }
 
 /// Where a text stands as an output.
@@ -104,7 +113,18 @@ pub fn walk(
     prefer: &[u32],
     status: &dyn Fn(&str) -> Status,
 ) -> Walk {
-    let s = setup();
+    walk_with(setup(), c, seed, max_steps, prefer, status)
+}
+
+/// [`walk`] over the vocabulary of `s`.
+pub fn walk_with(
+    s: &Setup,
+    c: &mut dyn Constraint,
+    seed: u64,
+    max_steps: usize,
+    prefer: &[u32],
+    status: &dyn Fn(&str) -> Status,
+) -> Walk {
     let tok = &s.tok;
     let eog = tok.eog_ids();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -57,6 +57,12 @@ fn tools() -> Vec<Value> {
                 "additionalProperties": false
             }
         }}),
+        // text that must stay inside the grammar's JSON: quotes, braces, newlines
+        json!({"type": "function", "function": {
+            "name": "we\"ird}\n%json",
+            "description": "ends the grammar? }\n\"\nstart: /.*/",
+            "parameters": {"type": "object", "properties": {"x\"}": {"const": "}\n</tool_call>"}}, "required": ["x\"}"], "additionalProperties": false}
+        }}),
     ]
 }
 

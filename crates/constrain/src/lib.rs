@@ -9,10 +9,13 @@
 //!
 //! The grammar engine is [llguidance](https://github.com/guidance-ai/llguidance), the
 //! constrained-decoding library behind llama.cpp's, vLLM's and SGLang's structured
-//! output: an Earley parser over derivative-based lexers, which computes a mask over a
-//! 152k-token vocabulary in tens of microseconds (see the crate's tests for what we
-//! measure), compiles JSON schemas itself, and has the widest JSON-schema coverage of the
-//! engines. Writing our own would mean re-deriving all of that, less tested.
+//! output: an Earley parser over derivative-based lexers that compiles JSON schemas and
+//! Lark grammars itself and has the widest JSON-schema coverage of the engines. It is
+//! fast enough to run on the engine thread for every token: over qwen05's 151,936 tokens
+//! a mask takes 75 us on average for a typical schema (p99 under 1 ms, the worst few
+//! ms), 5 us for tool calls; compiling a schema takes about 1 ms, building the [`Vocab`]
+//! 0.5 s once per model (`tests/mask_time.rs`, on a shared 2-core machine). Writing our
+//! own would mean re-deriving all of that, less tested.
 //! Its `rayon` (parallel masks for many sequences at once) and `referencing` (remote and
 //! `$id`-relative `$ref`s) features are off: the engine masks one sequence at a time, and
 //! only local references are supported.
@@ -53,7 +56,15 @@
 //! [`ToolChoice::Auto`]: either free text that never contains `<tool_call>`, or tool calls
 //! only (so a malformed call cannot end up in the content); [`ToolChoice::Required`]: one
 //! or more calls; [`ToolChoice::Named`]: exactly one call of that function. `tool_choice:
-//! "none"` is no constraint at all.
+//! "none"` is no constraint at all. Where the vocabulary has `<tool_call>` and
+//! `</tool_call>` as tokens (Qwen2.5: ordinary, not control tokens) the model writes them
+//! as those tokens or as text, the same bytes; elsewhere they are text.
+//!
+//! # End of output
+//!
+//! The model's end-of-generation tokens (all of them: Qwen2.5 has several) are allowed
+//! exactly where the output may end; where nothing may follow (a JSON object closed, a
+//! named call written) [`Constraint::is_finished`] is true and only they are allowed.
 
 mod schema;
 mod vocab;

@@ -208,6 +208,28 @@ pub fn tool_calls(
     compile(v, TopLevelGrammar::from_lark(lark))
 }
 
+/// The calls in an output generated under [`tool_calls`]: `(name, arguments)` in order,
+/// or `None` when the output is text (under [`ToolChoice::Auto`]) or not a whole
+/// sequence of calls (generation cut short by `max_tokens`).
+pub fn parse_tool_calls(text: &str) -> Option<Vec<(String, Value)>> {
+    const OPEN: &str = "<tool_call>\n";
+    const CLOSE: &str = "\n</tool_call>";
+    let mut calls = Vec::new();
+    let mut rest = text.strip_prefix(OPEN)?;
+    loop {
+        // JSON has no raw newline inside strings: the first CLOSE ends the call
+        let end = rest.find(CLOSE)?;
+        let mut call: serde_json::Map<String, Value> = serde_json::from_str(&rest[..end]).ok()?;
+        let name = call.remove("name")?.as_str()?.to_string();
+        calls.push((name, call.remove("arguments")?));
+        rest = &rest[end + CLOSE.len()..];
+        if rest.is_empty() {
+            return Some(calls);
+        }
+        rest = rest.strip_prefix('\n')?.strip_prefix(OPEN)?;
+    }
+}
+
 /// How the grammar writes `<tool_call>` and `</tool_call>`: as text, or, where the
 /// vocabulary has them as control tokens, as those special tokens.
 fn tag_syntax(v: &Vocab) -> (&'static str, &'static str) {
@@ -335,5 +357,34 @@ impl Constraint for Guided {
 
     fn is_finished(&self) -> bool {
         self.matcher.is_stopped()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tool_call_sequences() {
+        let one = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": \"x\\n</tool_call>\"}}\n</tool_call>";
+        assert_eq!(
+            parse_tool_calls(one),
+            Some(vec![("f".into(), json!({"a": "x\n</tool_call>"}))])
+        );
+        let two =
+            format!("{one}\n<tool_call>\n{{\"name\": \"g\", \"arguments\": {{}}}}\n</tool_call>");
+        let calls = parse_tool_calls(&two).unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1], ("g".into(), json!({})));
+        for not_calls in [
+            "",
+            "Hello",
+            "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}",
+            "<tool_call>\n{\"name\": \"f\"}\n</tool_call>",
+            &format!("{one}\n"),
+            &format!("{one} and text"),
+        ] {
+            assert_eq!(parse_tool_calls(not_calls), None, "{not_calls:?}");
+        }
     }
 }

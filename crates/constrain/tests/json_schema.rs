@@ -413,3 +413,57 @@ fn borrowed_tokenizer_allows_every_tokenization_of_forced_text() {
     assert!(differed);
     assert!(a.is_finished() && b.is_finished());
 }
+
+/// Schemas a client could send to make compiling or masking expensive: each compiles or
+/// fails, and then masks or fails, within a bounded time (llguidance's fuel limits):
+/// never hangs the engine.
+#[test]
+fn large_bounds_compile_or_fail_quickly() {
+    let s = setup();
+    for schema in [
+        json!({"type": "array", "items": {"type": "integer"}, "minItems": 5000, "maxItems": 10000}),
+        json!({"type": "string", "minLength": 50000, "maxLength": 100000}),
+        json!({"type": "integer", "minimum": -123456789012i64, "maximum": 98765432109876i64}),
+        json!({"type": "string", "pattern": "^(a|b|c){100,2000}[0-9]{50}$"}),
+        json!({"type": "object", "minProperties": 50, "maxProperties": 60}),
+    ] {
+        let t0 = std::time::Instant::now();
+        let r = json_schema(&s.vocab, &schema);
+        let dt = t0.elapsed();
+        eprintln!(
+            "{schema}: {} in {:.1} ms",
+            match &r {
+                Ok(_) => "compiled".to_string(),
+                Err(e) => e.to_string().chars().take(120).collect(),
+            },
+            dt.as_secs_f64() * 1e3
+        );
+        assert!(dt < std::time::Duration::from_secs(10), "{schema}: {dt:?}");
+        let Ok(mut c) = r else { continue };
+        let mut mask = vec![0u32; s.tok.n_vocab().div_ceil(32)];
+        let mut worst = std::time::Duration::ZERO;
+        for step in 0..30 {
+            mask.fill(0);
+            let t0 = std::time::Instant::now();
+            let ok = c.allowed(&mut mask);
+            worst = worst.max(t0.elapsed());
+            let Ok(()) = ok else {
+                eprintln!("  mask {step} failed: {}", ok.unwrap_err());
+                break;
+            };
+            // the first allowed token that is not EOG (deterministic, no rng needed)
+            let Some(t) = common::allowed_ids(&mask)
+                .into_iter()
+                .find(|&t| !s.tok.is_eog(t))
+            else {
+                break;
+            };
+            c.accept(t).unwrap();
+        }
+        eprintln!("  worst mask {:.2} ms", worst.as_secs_f64() * 1e3);
+        assert!(
+            worst < std::time::Duration::from_secs(2),
+            "{schema}: mask {worst:?}"
+        );
+    }
+}

@@ -4,15 +4,15 @@ The binary is target/release/lingqiao (LINGQIAO_BIN overrides it); the model mus
 ~/.cache/lingqiao/models (scripts/test.sh pulls it). Nothing is mocked.
 """
 
+import http.client
+import json
 import os
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
-import http.client
-import json
-import urllib.request
 import openai
 import pytest
 
@@ -63,12 +63,11 @@ class Server:
         return status, json.loads(data)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def start_server(log: Path, *args: str):
+    """`lingqiao serve -m qwen05` on a free port with `args`; yields a Server once /health
+    answers, stops it after."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [BIN, "serve", "-m", MODEL, "--port", str(port), "--api-key", API_KEY,
-           "--parallel", "4", "--ctx", str(N_CTX)]
+    cmd = [BIN, "serve", "-m", MODEL, "--port", str(port), "--api-key", API_KEY, *args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     srv = Server(port, log)
@@ -94,6 +93,12 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    yield from start_server(log, "--parallel", "4", "--ctx", str(N_CTX))
 
 
 @pytest.fixture(scope="session")

@@ -471,3 +471,30 @@ def test_unsupported_schema_keyword_is_400(client):
             model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "List fruits."}],
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
     assert "uniqueItems" in e.value.message
+
+
+@pytest.fixture
+def busy_server(tmp_path):
+    from conftest import start_server
+
+    yield from start_server(tmp_path / "busy.log", "--parallel", "1", "--queue", "1")
+
+
+def test_503_when_the_queue_is_full(busy_server):
+    # One slot and one place in the queue: of four requests at once, at most two are taken.
+    c = openai.OpenAI(base_url=f"{busy_server.url}/v1", api_key=API_KEY, max_retries=0,
+                      timeout=300)
+
+    def one(_):
+        try:
+            c.chat.completions.create(model=MODEL, max_tokens=48, temperature=0,
+                                      messages=[{"role": "user", "content": "Tell a story."}])
+            return 200
+        except openai.APIStatusError as e:
+            assert e.body["code"] == "server_busy"
+            return e.status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(one, range(4)))
+    assert statuses.count(503) >= 2, statuses
+    assert statuses.count(200) >= 1, statuses

@@ -484,22 +484,6 @@ kernel32!(
     dot: |q, y| { dot_u8_i8(q, y) },
 );
 
-/// The 8 six-bit scales and 8 six-bit mins of a Q4_K/Q5_K block, as the bytes of two u64
-/// (the same values as `scales_mins_k4`, unpacked with word operations).
-#[inline(always)]
-fn scales_mins_k4_u64(q: &[u8; 12]) -> (u64, u64) {
-    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
-    let (a, b, c) = (w(0), w(1), w(2));
-    let sc_lo = a & 0x3F3F_3F3F;
-    let m_lo = b & 0x3F3F_3F3F;
-    let sc_hi = (c & 0x0F0F_0F0F) | ((a >> 2) & 0x3030_3030);
-    let m_hi = ((c >> 4) & 0x0F0F_0F0F) | ((b >> 2) & 0x3030_3030);
-    (
-        u64::from(sc_lo) | (u64::from(sc_hi) << 32),
-        u64::from(m_lo) | (u64::from(m_hi) << 32),
-    )
-}
-
 /// Word indices for `vpermw`: 16 copies of word `a`, then 16 of word `b`.
 const fn pair_index(a: i16, b: i16) -> [i16; 32] {
     let mut idx = [a; 32];
@@ -529,13 +513,6 @@ const MINS_INDEX: [i16; 16] = [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 1
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn index512(idx: &[i16; 32]) -> __m512i {
     ld512(bytemuck::cast_slice(idx))
-}
-
-/// The f16 scales at the start of `h` (d, or d and dmin) as f32 in the low lanes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn f16_head(h: [u8; 4]) -> __m128 {
-    _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes(h)))
 }
 
 /// The activation scale d_x of a Q8_K block in every lane.
@@ -588,14 +565,69 @@ struct GroupsOf32 {
     mins: __m256i,
     /// d_w and dmin_w in lanes 0 and 1.
     dw: __m128,
+    /// `vpermps` indices broadcasting lane 1 (see [`K4Consts`]).
+    lane1: __m256i,
 }
 
-/// Scales and mins vectors of a Q4_K/Q5_K block.
+/// Index vectors of the Q4_K/Q5_K kernels, made once per call and hidden from the compiler,
+/// which would otherwise replace the one-uop permutes they drive by two-uop sequences.
+#[derive(Clone, Copy)]
+struct K4Consts {
+    /// The mins of [`k4_head`]'s 16 words each twice.
+    mins: __m256i,
+    /// 8 x lane 1.
+    lane1: __m256i,
+}
+
+impl K4Consts {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn new() -> K4Consts {
+        K4Consts {
+            mins: opaque_vec(ld256(bytemuck::cast_slice(&MINS_INDEX))),
+            lane1: opaque_vec(_mm256_set1_epi32(1)),
+        }
+    }
+}
+
+/// The f16 fields d and dmin and the 12 bytes of 6-bit scales and mins that open every
+/// Q4_K/Q5_K block (`h`: the block's first 20 bytes; the last 4 are ignored), as [d_w,
+/// dmin_w] in lanes 0 and 1 of a float vector, the scales spread over the pair sums of
+/// their groups (register c: group 2c in the low half, 2c + 1 in the high one) and the mins
+/// as i16, each twice (one per 16-element bsum of the activations).
+///
+/// The scales and mins are unpacked in one 128-bit register (ggml's `get_scale_min_k4`
+/// lays them out): a byte shuffle puts each value's 4 or 6 low bits in its byte, a 64-bit
+/// shift brings the 2 high bits of values 4..8 from bytes 0..4 and 8..12, and a ternary-logic
+/// op merges them.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn k4_scales(scales: &[u8; 12]) -> ([__m512i; 4], __m256i) {
-    let (sc, m) = scales_mins_k4_u64(scales);
-    let sm = _mm256_cvtepu8_epi16(_mm_set_epi64x(m as i64, sc as i64));
+fn k4_head(h: &[u8; 20], k: K4Consts) -> (__m128, [__m512i; 4], __m256i) {
+    // SAFETY: 8 and 16 readable bytes, unaligned loads.
+    let (head, raw) = unsafe {
+        (
+            _mm_loadl_epi64(h.as_ptr().cast()),
+            _mm_loadu_si128(h[4..].as_ptr().cast()),
+        )
+    };
+    // Lanes 2 and 3 (the first scale bytes read as f16) are not used.
+    let dw = _mm_cvtph_ps(head);
+    // [q0..4 q8..12 | q4..8 q8..12]: scales 0..4, the low nibbles of scales 4..8 | mins 0..4,
+    // and in bytes 12..16 the high nibbles of q8..12 (mins 4..8), shifted down.
+    let a = _mm_shuffle_epi8(
+        raw,
+        _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11),
+    );
+    let lo = _mm_mask_srli_epi16(a, 0xC0, a, 4);
+    // Bits 6, 7 of bytes 0..4 and 8..12 land on bits 4, 5 of bytes 4..8 and 12..16.
+    let hi = _mm_slli_epi64::<30>(a);
+    // Per byte: 6 bits of lo (values 0..4), or 4 of lo and bits 4, 5 of hi (values 4..8).
+    let keep = _mm_setr_epi32(0x3F3F_3F3F, 0x0F0F_0F0F, 0x3F3F_3F3F, 0x0F0F_0F0F);
+    let sm = _mm_and_si128(
+        _mm_ternarylogic_epi32::<0xE4>(lo, hi, keep),
+        _mm_set1_epi8(0x3F),
+    );
+    let sm = _mm256_cvtepu8_epi16(sm);
     let smz = _mm512_castsi256_si512(sm);
     let idx = [
         pair_index(0, 1),
@@ -609,8 +641,8 @@ fn k4_scales(scales: &[u8; 12]) -> ([__m512i; 4], __m256i) {
         _mm512_permutexvar_epi16(index512(&idx[2]), smz),
         _mm512_permutexvar_epi16(index512(&idx[3]), smz),
     ];
-    let mins = _mm256_permutexvar_epi16(ld256(bytemuck::cast_slice(&MINS_INDEX)), sm);
-    (scales, mins)
+    let mins = _mm256_permutexvar_epi16(k.mins, sm);
+    (dw, scales, mins)
 }
 
 /// `acc + ` the products of the i16 pairs of `a` and `b`, summed per i32 lane (`vpdpwssd`),
@@ -664,11 +696,8 @@ unsafe fn groups_of_32_rows<const N: usize>(
                 _mm512_broadcastss_ps(dd),
                 acc[j].d,
             );
-            acc[j].m = _mm256_fmadd_ps(
-                _mm256_cvtepi32_ps(summs),
-                _mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
-                acc[j].m,
-            );
+            let dmin = _mm256_permutexvar_ps(g.lane1, _mm256_castps128_ps256(dd));
+            acc[j].m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summs), dmin, acc[j].m);
         }
     }
 }
@@ -686,21 +715,22 @@ pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
     let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
     let low4 = _mm512_set1_epi8(0x0F);
     let shift = hi_half_by_4();
+    let k4 = K4Consts::new();
     let mut acc = [KAcc::zero(); N];
     for (i, a) in w.iter().enumerate() {
-        let (scales, mins) = k4_scales(&a.scales);
+        let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
         // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
         let mut q = [_mm512_setzero_si512(); 4];
         for (c, q) in q.iter_mut().enumerate() {
             let both = ld256_twice(&a.qs[32 * c..]);
             *q = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
         }
-        let dw = f16_head([a.d[0], a.d[1], a.dmin[0], a.dmin[1]]);
         let g = GroupsOf32 {
             q,
             scales,
             mins,
             dw,
+            lane1: k4.lane1,
         };
         // SAFETY: this function has the features.
         unsafe { groups_of_32_rows(&g, &xs, i, &mut acc) };
@@ -726,9 +756,10 @@ pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
         _mm512_set_epi64(63, 63, 63, 63, 0, 0, 0, 0),
         _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
     ];
+    let k4 = K4Consts::new();
     let mut acc = [KAcc::zero(); N];
     for (i, a) in w.iter().enumerate() {
-        let (scales, mins) = k4_scales(&a.scales);
+        let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
         let qh = ld256_twice(&a.qh);
         let mut q = [_mm512_setzero_si512(); 4];
         for (c, q) in q.iter_mut().enumerate() {
@@ -737,12 +768,12 @@ pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
             // nib | (rotated qh & 0x10)
             *q = _mm512_ternarylogic_epi32::<0xF8>(nib, _mm512_rolv_epi64(qh, rots[c]), bit4);
         }
-        let dw = f16_head([a.d[0], a.d[1], a.dmin[0], a.dmin[1]]);
         let g = GroupsOf32 {
             q,
             scales,
             mins,
             dw,
+            lane1: k4.lane1,
         };
         // SAFETY: this function has the features.
         unsafe { groups_of_32_rows(&g, &xs, i, &mut acc) };
@@ -763,6 +794,9 @@ pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
     let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
     let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
     let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
+    // `vpermps` indices broadcasting lane 3, hidden (see [`K4Consts`]).
+    let lane3 = _mm512_castsi256_si512(opaque_vec(_mm256_set1_epi32(3)));
+    let lane3 = _mm512_broadcast_i64x4(_mm512_castsi512_si256(lane3));
     let mut acc = [KAcc::zero(); N];
     for (i, a) in w.iter().enumerate() {
         // SAFETY: 16 readable bytes, unaligned load.
@@ -793,7 +827,11 @@ pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
             _mm512_permutexvar_epi16(index512(&idx[2]), scz),
             _mm512_permutexvar_epi16(index512(&idx[3]), scz),
         ];
-        let dw = f16_head([a.d[0], a.d[1], 0, 0]);
+        // d_w is the block's last 2 bytes: lane 3 of the 8 bytes before its end, converted
+        // straight from memory (lanes 0..3, scale bytes read as f16, are not used).
+        let tail = &bytemuck::bytes_of(a)[size_of::<BlockQ6K>() - 8..];
+        // SAFETY: 8 readable bytes, unaligned load.
+        let dw = _mm_cvtph_ps(unsafe { _mm_loadl_epi64(tail.as_ptr().cast()) });
         for (acc, x) in acc.iter_mut().zip(&xs) {
             let b = &x[i];
             let p = |r: usize| _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
@@ -803,8 +841,8 @@ pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
             }
             let bsums = _mm512_zextsi256_si512(ld256(bytemuck::cast_slice(&b.bsums)));
             isum = dpwssd(isum, bsums, neg32);
-            let d = _mm_mul_ss(dw, q8k_d(b));
-            acc.d = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_broadcastss_ps(d), acc.d);
+            let d = _mm512_permutexvar_ps(lane3, _mm512_castps128_ps512(_mm_mul_ps(dw, q8k_d(b))));
+            acc.d = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc.d);
         }
     }
     for (o, a) in out.iter_mut().zip(acc) {

@@ -30,10 +30,7 @@ fn open(file: &str) -> GgufFile {
 }
 
 fn tables() -> Vec<&'static Kernels> {
-    let mut t = Vec::new();
-    t.extend(Kernels::avx2());
-    t.extend(Kernels::avx512());
-    t
+    Kernels::simd_tables()
 }
 
 /// The K-quant kernels that keep the scalar kernel's float expression: bit-identical to it.

@@ -33,10 +33,7 @@ fn agreement(table: &Kernels, ty: GgmlType) -> Agreement {
 }
 
 fn tables() -> Vec<&'static Kernels> {
-    let mut t = Vec::new();
-    t.extend(Kernels::avx2());
-    t.extend(Kernels::avx512());
-    t
+    Kernels::simd_tables()
 }
 
 #[test]

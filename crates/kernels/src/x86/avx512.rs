@@ -20,7 +20,9 @@
 //! summed per block: each block's lanes are scaled by its d and added to float lanes, which
 //! are summed once per row ([`KAcc`]). So they differ from the scalar kernels in the last
 //! bits, within `crate::kquant_reorder_bound` (the scalar kernel's per-block horizontal sums
-//! and float expression were about a third of the instructions).
+//! and float expression were about a third of the instructions). Each comes in a second
+//! build with GFNI (its own table, picked where the CPU has it), which splits nibbles with
+//! one `vgf2p8affineqb` instead of a shift and a mask.
 //!
 //! Helpers that take part in the hot loops are `#[inline(always)] unsafe fn`s without target
 //! features (a `#[target_feature]` function cannot be `#[inline(always)]`, and LLVM left
@@ -709,34 +711,93 @@ fn hi_half_by_4() -> __m512i {
     _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)
 }
 
+/// The nibbles of a 32-byte chunk loaded into both halves of `both`: the low ones (as bytes)
+/// in the low half, the high ones in the high half. With GFNI (`G`) one `vgf2p8affineqb`
+/// does it (per qword, a bit matrix keeping bits 0..4, or moving bits 4..8 down), else a
+/// shift of the high half and a mask.
+///
+/// # Safety
+/// The CPU must have the features of this module, and GFNI if `G`.
+#[inline(always)]
+unsafe fn split_nibbles<const G: bool>(both: __m512i) -> __m512i {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        if G {
+            // Output bit k takes the input bits of byte 7 - k of the qword's matrix.
+            const LOW: i64 = 0x0102_0408_0000_0000;
+            const HIGH: i64 = 0x1020_4080_0000_0000;
+            let m = _mm512_set_epi64(HIGH, HIGH, HIGH, HIGH, LOW, LOW, LOW, LOW);
+            _mm512_gf2p8affine_epi64_epi8::<0>(both, m)
+        } else {
+            _mm512_and_si512(
+                _mm512_srlv_epi64(both, hi_half_by_4()),
+                _mm512_set1_epi8(0x0F),
+            )
+        }
+    }
+}
+
+/// The high nibbles of the bytes of `v`, as bytes (see [`split_nibbles`]).
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn high_nibbles<const G: bool>(v: __m512i) -> __m512i {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        if G {
+            const HIGH: i64 = 0x1020_4080_0000_0000;
+            _mm512_gf2p8affine_epi64_epi8::<0>(v, _mm512_set1_epi64(HIGH))
+        } else {
+            _mm512_and_si512(_mm512_srli_epi16::<4>(v), _mm512_set1_epi8(0x0F))
+        }
+    }
+}
+
 /// ggml's `ggml_vec_dot_q4_K_q8_K`, accumulated in lanes (see [`KAcc`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q4_k::<N, false>(n, w, x, out) }
+}
+
+/// [`q4_k_q8_k`] with GFNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")]
+pub(super) fn q4_k_q8_k_gfni<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q4_k::<N, true>(n, w, x, out) }
+}
+
+/// The body of [`q4_k_q8_k`], with GFNI if `G`.
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn q4_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
     let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm512_set1_epi8(0x0F);
-    let shift = hi_half_by_4();
-    let k4 = K4Consts::new();
-    let mut acc = [KAcc::zero(); N];
-    for (i, a) in w.iter().enumerate() {
-        let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
-        // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
-        let mut q = [_mm512_setzero_si512(); 4];
-        for (c, q) in q.iter_mut().enumerate() {
-            let both = ld256_twice(&a.qs[32 * c..]);
-            *q = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let k4 = K4Consts::new();
+        let mut acc = [KAcc::zero(); N];
+        for (i, a) in w.iter().enumerate() {
+            let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
+            // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (c, q) in q.iter_mut().enumerate() {
+                *q = split_nibbles::<G>(ld256_twice(&a.qs[32 * c..]));
+            }
+            let g = GroupsOf32 {
+                q,
+                scales,
+                mins,
+                dw,
+                lane1: k4.lane1,
+            };
+            groups_of_32_rows(&g, &xs, i, &mut acc);
         }
-        let g = GroupsOf32 {
-            q,
-            scales,
-            mins,
-            dw,
-            lane1: k4.lane1,
-        };
-        // SAFETY: this function has the features.
-        unsafe { groups_of_32_rows(&g, &xs, i, &mut acc) };
-    }
-    for (o, a) in out.iter_mut().zip(acc) {
-        *o = a.sum();
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a.sum();
+        }
     }
 }
 
@@ -745,41 +806,57 @@ pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
 /// to bit 4 of their bytes, and a ternary-logic op merges it into the nibble.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q5_k::<N, false>(n, w, x, out) }
+}
+
+/// [`q5_k_q8_k`] with GFNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")]
+pub(super) fn q5_k_q8_k_gfni<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q5_k::<N, true>(n, w, x, out) }
+}
+
+/// The body of [`q5_k_q8_k`], with GFNI if `G`.
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn q5_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
     let (w, xs) = rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm512_set1_epi8(0x0F);
-    let bit4 = _mm512_set1_epi8(0x10);
-    let shift = hi_half_by_4();
-    // Rotate-left counts (mod 64) taking bit 2c to 4 in the low half, bit 2c + 1 in the high.
-    let rots = [
-        _mm512_set_epi64(3, 3, 3, 3, 4, 4, 4, 4),
-        _mm512_set_epi64(1, 1, 1, 1, 2, 2, 2, 2),
-        _mm512_set_epi64(63, 63, 63, 63, 0, 0, 0, 0),
-        _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
-    ];
-    let k4 = K4Consts::new();
-    let mut acc = [KAcc::zero(); N];
-    for (i, a) in w.iter().enumerate() {
-        let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
-        let qh = ld256_twice(&a.qh);
-        let mut q = [_mm512_setzero_si512(); 4];
-        for (c, q) in q.iter_mut().enumerate() {
-            let both = ld256_twice(&a.qs[32 * c..]);
-            let nib = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
-            // nib | (rotated qh & 0x10)
-            *q = _mm512_ternarylogic_epi32::<0xF8>(nib, _mm512_rolv_epi64(qh, rots[c]), bit4);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let bit4 = _mm512_set1_epi8(0x10);
+        // Rotate-left counts (mod 64) taking bit 2c to 4 in the low half, bit 2c + 1 in the high.
+        let rots = [
+            _mm512_set_epi64(3, 3, 3, 3, 4, 4, 4, 4),
+            _mm512_set_epi64(1, 1, 1, 1, 2, 2, 2, 2),
+            _mm512_set_epi64(63, 63, 63, 63, 0, 0, 0, 0),
+            _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
+        ];
+        let k4 = K4Consts::new();
+        let mut acc = [KAcc::zero(); N];
+        for (i, a) in w.iter().enumerate() {
+            let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
+            let qh = ld256_twice(&a.qh);
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (c, q) in q.iter_mut().enumerate() {
+                let nib = split_nibbles::<G>(ld256_twice(&a.qs[32 * c..]));
+                // nib | (rotated qh & 0x10)
+                *q = _mm512_ternarylogic_epi32::<0xF8>(nib, _mm512_rolv_epi64(qh, rots[c]), bit4);
+            }
+            let g = GroupsOf32 {
+                q,
+                scales,
+                mins,
+                dw,
+                lane1: k4.lane1,
+            };
+            groups_of_32_rows(&g, &xs, i, &mut acc);
         }
-        let g = GroupsOf32 {
-            q,
-            scales,
-            mins,
-            dw,
-            lane1: k4.lane1,
-        };
-        // SAFETY: this function has the features.
-        unsafe { groups_of_32_rows(&g, &xs, i, &mut acc) };
-    }
-    for (o, a) in out.iter_mut().zip(acc) {
-        *o = a.sum();
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a.sum();
+        }
     }
 }
 
@@ -788,65 +865,86 @@ pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut 
 /// integer sum with one more `vpdpwssd`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q6_k::<N, false>(n, w, x, out) }
+}
+
+/// [`q6_k_q8_k`] with GFNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")]
+pub(super) fn q6_k_q8_k_gfni<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q6_k::<N, true>(n, w, x, out) }
+}
+
+/// The body of [`q6_k_q8_k`], with GFNI if `G`.
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn q6_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
     let (w, xs) = rows::<BlockQ6K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm512_set1_epi8(0x0F);
-    let bits45 = _mm512_set1_epi8(0x30);
-    let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
-    let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
-    let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
-    // `vpermps` indices broadcasting lane 3, hidden (see [`K4Consts`]).
-    let lane3 = _mm512_castsi256_si512(opaque_vec(_mm256_set1_epi32(3)));
-    let lane3 = _mm512_broadcast_i64x4(_mm512_castsi512_si256(lane3));
-    let mut acc = [KAcc::zero(); N];
-    for (i, a) in w.iter().enumerate() {
-        // SAFETY: 16 readable bytes, unaligned load.
-        let sc8 = unsafe { _mm_loadu_si128(a.scales.as_ptr().cast()) };
-        let sc16 = _mm256_cvtepi8_epi16(sc8);
-        let scz = _mm512_castsi256_si512(sc16);
-        // -32 * scale per group of 16, in the low 256 bits (the high ones zero).
-        let neg32 = _mm512_zextsi256_si512(_mm256_sub_epi16(
-            _mm256_setzero_si256(),
-            _mm256_slli_epi16::<5>(sc16),
-        ));
-        // Half h: 64 bytes of ql (quarters 0, 1 in the low nibbles, 2, 3 in the high) and 32
-        // of qh (bits 2k, 2k + 1 for quarter k). Register 2h + p holds quarters 2p, 2p + 1.
-        let mut q = [_mm512_setzero_si512(); 4];
-        for h in 0..2 {
-            let ql = ld512(&a.ql[64 * h..]);
-            let qh = ld256_twice(&a.qh[32 * h..]);
-            let lo = _mm512_and_si512(ql, low4);
-            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low4);
-            // lo | (qh << 4 or 2) & 0x30, hi | (qh >> 0 or 2) & 0x30
-            q[2 * h] = _mm512_ternarylogic_epi32::<0xF8>(lo, _mm512_sllv_epi64(qh, up), bits45);
-            q[2 * h + 1] =
-                _mm512_ternarylogic_epi32::<0xF8>(hi, _mm512_srlv_epi64(qh, down), bits45);
-        }
-        let scales = [
-            _mm512_permutexvar_epi16(index512(&idx[0]), scz),
-            _mm512_permutexvar_epi16(index512(&idx[1]), scz),
-            _mm512_permutexvar_epi16(index512(&idx[2]), scz),
-            _mm512_permutexvar_epi16(index512(&idx[3]), scz),
-        ];
-        // d_w is the block's last 2 bytes: lane 3 of the 8 bytes before its end, converted
-        // straight from memory (lanes 0..3, scale bytes read as f16, are not used).
-        let tail = &bytemuck::bytes_of(a)[size_of::<BlockQ6K>() - 8..];
-        // SAFETY: 8 readable bytes, unaligned load.
-        let dw = _mm_cvtph_ps(unsafe { _mm_loadl_epi64(tail.as_ptr().cast()) });
-        for (acc, x) in acc.iter_mut().zip(&xs) {
-            let b = &x[i];
-            let p = |r: usize| _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
-            let mut isum = _mm512_madd_epi16(p(0), scales[0]);
-            for (r, &s) in scales.iter().enumerate().skip(1) {
-                isum = dpwssd(isum, p(r), s);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let low4 = _mm512_set1_epi8(0x0F);
+        let bits45 = _mm512_set1_epi8(0x30);
+        let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
+        let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+        let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
+        // `vpermps` indices broadcasting lane 3, hidden (see [`K4Consts`]).
+        let lane3 = _mm512_castsi256_si512(opaque_vec(_mm256_set1_epi32(3)));
+        let lane3 = _mm512_broadcast_i64x4(_mm512_castsi512_si256(lane3));
+        let mut acc = [KAcc::zero(); N];
+        for (i, a) in w.iter().enumerate() {
+            // 16 readable bytes, unaligned load.
+            let sc8 = _mm_loadu_si128(a.scales.as_ptr().cast());
+            let sc16 = _mm256_cvtepi8_epi16(sc8);
+            let scz = _mm512_castsi256_si512(sc16);
+            // -32 * scale per group of 16, in the low 256 bits (the high ones zero).
+            let neg32 = _mm512_zextsi256_si512(_mm256_sub_epi16(
+                _mm256_setzero_si256(),
+                _mm256_slli_epi16::<5>(sc16),
+            ));
+            // Half h: 64 bytes of ql (quarters 0, 1 in the low nibbles, 2, 3 in the high) and 32
+            // of qh (bits 2k, 2k + 1 for quarter k). Register 2h + p holds quarters 2p, 2p + 1.
+            let mut q = [_mm512_setzero_si512(); 4];
+            for h in 0..2 {
+                let ql = ld512(&a.ql[64 * h..]);
+                let qh = ld256_twice(&a.qh[32 * h..]);
+                let lo = _mm512_and_si512(ql, low4);
+                let hi = high_nibbles::<G>(ql);
+                // lo | (qh << 4 or 2) & 0x30, hi | (qh >> 0 or 2) & 0x30
+                q[2 * h] = _mm512_ternarylogic_epi32::<0xF8>(lo, _mm512_sllv_epi64(qh, up), bits45);
+                q[2 * h + 1] =
+                    _mm512_ternarylogic_epi32::<0xF8>(hi, _mm512_srlv_epi64(qh, down), bits45);
             }
-            let bsums = _mm512_zextsi256_si512(ld256(bytemuck::cast_slice(&b.bsums)));
-            isum = dpwssd(isum, bsums, neg32);
-            let d = _mm512_permutexvar_ps(lane3, _mm512_castps128_ps512(_mm_mul_ps(dw, q8k_d(b))));
-            acc.d = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc.d);
+            let scales = [
+                _mm512_permutexvar_epi16(index512(&idx[0]), scz),
+                _mm512_permutexvar_epi16(index512(&idx[1]), scz),
+                _mm512_permutexvar_epi16(index512(&idx[2]), scz),
+                _mm512_permutexvar_epi16(index512(&idx[3]), scz),
+            ];
+            // d_w is the block's last 2 bytes: lane 3 of the 8 bytes before its end, converted
+            // straight from memory (lanes 0..3, scale bytes read as f16, are not used).
+            let tail = &bytemuck::bytes_of(a)[size_of::<BlockQ6K>() - 8..];
+            // 8 readable bytes, unaligned load.
+            let dw = _mm_cvtph_ps(_mm_loadl_epi64(tail.as_ptr().cast()));
+            for (acc, x) in acc.iter_mut().zip(&xs) {
+                let b = &x[i];
+                let p = |r: usize| _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
+                let mut isum = _mm512_madd_epi16(p(0), scales[0]);
+                for (r, &s) in scales.iter().enumerate().skip(1) {
+                    isum = dpwssd(isum, p(r), s);
+                }
+                let bsums = _mm512_zextsi256_si512(ld256(bytemuck::cast_slice(&b.bsums)));
+                isum = dpwssd(isum, bsums, neg32);
+                let d =
+                    _mm512_permutexvar_ps(lane3, _mm512_castps128_ps512(_mm_mul_ps(dw, q8k_d(b))));
+                acc.d = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc.d);
+            }
         }
-    }
-    for (o, a) in out.iter_mut().zip(acc) {
-        *o = a.sum();
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a.sum();
+        }
     }
 }
 

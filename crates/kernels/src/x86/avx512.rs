@@ -15,8 +15,9 @@
 //! kernels in the last bits (f32 accumulation order), as the AVX2 ones do.
 //!
 //! The K-quants work on 64 elements per 512-bit register (512-bit multiplies issue on two
-//! ports here) and apply the sub-block scales with `vpdpwssd` on the 16-bit pair sums of
-//! `vpmaddubsw`. Their integer sums are exact, as the scalar kernels' are, but they are not
+//! ports here): `vpdpbusd` sums fours of q * y (small enough for i16), `vpackssdw` packs
+//! two registers' sums into one, and one `vpdpwssd` applies the sub-block scales of both
+//! (so a block needs two scale vectors, not four). Their integer sums are exact, as the scalar kernels' are, but they are not
 //! summed per block: each block's lanes are scaled by its d and added to float lanes, which
 //! are summed once per row ([`KAcc`]). So they differ from the scalar kernels in the last
 //! bits, within `crate::kquant_reorder_bound` (the scalar kernel's per-block horizontal sums
@@ -486,23 +487,29 @@ kernel32!(
     dot: |q, y| { dot_u8_i8(q, y) },
 );
 
-/// Word indices for `vpermw`: 16 copies of word `a`, then 16 of word `b`.
-const fn pair_index(a: i16, b: i16) -> [i16; 32] {
-    let mut idx = [a; 32];
-    let mut i = 16;
+/// Word indices for `vpermw`, per 128-bit lane: 4 copies of `a` and 4 of `b` in lanes 0
+/// and 1, 4 of `c` and 4 of `d` in lanes 2 and 3 (the layout `vpackssdw` gives the i32 lanes
+/// of two registers, whose low halves hold groups a and b and high halves c and d).
+const fn pack_index(a: i16, b: i16, c: i16, d: i16) -> [i16; 32] {
+    let mut idx = [0; 32];
+    let mut i = 0;
     while i < 32 {
-        idx[i] = b;
+        let (lo, hi) = if i < 16 { (a, b) } else { (c, d) };
+        idx[i] = if i % 8 < 4 { lo } else { hi };
         i += 1;
     }
     idx
 }
 
-/// Word indices for `vpermw`: 8 copies each of words `g`, `g + 1`, `g + 2`, `g + 3`.
-const fn quad_index(g: i16) -> [i16; 32] {
+/// Word indices for `vpermw`: in 128-bit lane l, 4 copies of word `a + l` and 4 of `b + l`
+/// (the layout `vpackssdw` gives the i32 lanes of two Q6_K registers, whose lane l holds
+/// groups a + l and b + l).
+const fn quad_pack_index(a: i16, b: i16) -> [i16; 32] {
     let mut idx = [0; 32];
     let mut i = 0;
     while i < 32 {
-        idx[i] = g + (i / 8) as i16;
+        let l = (i / 8) as i16;
+        idx[i] = if i % 8 < 4 { a + l } else { b + l };
         i += 1;
     }
     idx
@@ -561,8 +568,9 @@ impl KAcc {
 struct GroupsOf32 {
     /// Values 0..32 as bytes; register c holds groups 2c (low half) and 2c + 1.
     q: [__m512i; 4],
-    /// The i16 scale of each group, spread over the pair sums of that group in `q[c]`.
-    scales: [__m512i; 4],
+    /// The i16 scale of each group, spread over the words `vpackssdw` makes of the sums of
+    /// fours of q[0] and q[1] (`scales[0]`) and of q[2] and q[3].
+    scales: [__m512i; 2],
     /// The mins as i16, each twice (matching the 16 bsums of the activations).
     mins: __m256i,
     /// d_w and dmin_w in lanes 0 and 1.
@@ -604,7 +612,7 @@ impl K4Consts {
 /// op merges them.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn k4_head(h: &[u8; 20], k: K4Consts) -> (__m128, [__m512i; 4], __m256i) {
+fn k4_head(h: &[u8; 20], k: K4Consts) -> (__m128, [__m512i; 2], __m256i) {
     // SAFETY: 8 and 16 readable bytes, unaligned loads.
     let (head, raw) = unsafe {
         (
@@ -631,17 +639,10 @@ fn k4_head(h: &[u8; 20], k: K4Consts) -> (__m128, [__m512i; 4], __m256i) {
     );
     let sm = _mm256_cvtepu8_epi16(sm);
     let smz = _mm512_castsi256_si512(sm);
-    let idx = [
-        pair_index(0, 1),
-        pair_index(2, 3),
-        pair_index(4, 5),
-        pair_index(6, 7),
-    ];
+    let idx = [pack_index(0, 2, 1, 3), pack_index(4, 6, 5, 7)];
     let scales = [
         _mm512_permutexvar_epi16(index512(&idx[0]), smz),
         _mm512_permutexvar_epi16(index512(&idx[1]), smz),
-        _mm512_permutexvar_epi16(index512(&idx[2]), smz),
-        _mm512_permutexvar_epi16(index512(&idx[3]), smz),
     ];
     let mins = _mm256_permutexvar_epi16(k.mins, sm);
     (dw, scales, mins)
@@ -683,12 +684,14 @@ unsafe fn groups_of_32_rows<const N: usize>(
     unsafe {
         for j in 0..N {
             let b = &xs[j][i];
-            // One chain: its latency is hidden by the other rows' chains (or the next block's).
-            let p = |c: usize| _mm512_maddubs_epi16(g.q[c], ld512_i8(&b.qs[64 * c..]));
-            let mut isum = _mm512_madd_epi16(p(0), g.scales[0]);
-            for (c, &s) in g.scales.iter().enumerate().skip(1) {
-                isum = dpwssd(isum, p(c), s);
-            }
+            // Sums of fours of q * y (|sum| <= 4 * 31 * 128: i16), two registers' packed into
+            // one, so one `vpdpwssd` applies the scales of four groups.
+            let dp = |c: usize| {
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), g.q[c], ld512_i8(&b.qs[64 * c..]))
+            };
+            let p01 = _mm512_packs_epi32(dp(0), dp(1));
+            let p23 = _mm512_packs_epi32(dp(2), dp(3));
+            let isum = dpwssd(_mm512_madd_epi16(p01, g.scales[0]), p23, g.scales[1]);
             let bsums = ld256(bytemuck::cast_slice(&b.bsums));
             let summs = _mm256_madd_epi16(bsums, g.mins);
             // [d, dmin] = d_x * [d_w, dmin_w]
@@ -889,7 +892,7 @@ unsafe fn q6_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out:
         let bits45 = _mm512_set1_epi8(0x30);
         let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
         let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
-        let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
+        let idx = [quad_pack_index(0, 4), quad_pack_index(8, 12)];
         // `vpermps` indices broadcasting lane 3, hidden (see [`K4Consts`]).
         let lane3 = _mm512_castsi256_si512(opaque_vec(_mm256_set1_epi32(3)));
         let lane3 = _mm512_broadcast_i64x4(_mm512_castsi512_si256(lane3));
@@ -920,8 +923,6 @@ unsafe fn q6_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out:
             let scales = [
                 _mm512_permutexvar_epi16(index512(&idx[0]), scz),
                 _mm512_permutexvar_epi16(index512(&idx[1]), scz),
-                _mm512_permutexvar_epi16(index512(&idx[2]), scz),
-                _mm512_permutexvar_epi16(index512(&idx[3]), scz),
             ];
             // d_w is the block's last 2 bytes: lane 3 of the 8 bytes before its end, converted
             // straight from memory (lanes 0..3, scale bytes read as f16, are not used).
@@ -930,11 +931,14 @@ unsafe fn q6_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out:
             let dw = _mm_cvtph_ps(_mm_loadl_epi64(tail.as_ptr().cast()));
             for (acc, x) in acc.iter_mut().zip(&xs) {
                 let b = &x[i];
-                let p = |r: usize| _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
-                let mut isum = _mm512_madd_epi16(p(0), scales[0]);
-                for (r, &s) in scales.iter().enumerate().skip(1) {
-                    isum = dpwssd(isum, p(r), s);
-                }
+                // Sums of fours of q * y (|sum| <= 4 * 63 * 128: i16), packed in pairs of
+                // registers as in the Q4_K kernel.
+                let dp = |r: usize| {
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[r], ld512_i8(&b.qs[64 * r..]))
+                };
+                let p01 = _mm512_packs_epi32(dp(0), dp(1));
+                let p23 = _mm512_packs_epi32(dp(2), dp(3));
+                let mut isum = dpwssd(_mm512_madd_epi16(p01, scales[0]), p23, scales[1]);
                 let bsums = _mm512_zextsi256_si512(ld256(bytemuck::cast_slice(&b.bsums)));
                 isum = dpwssd(isum, bsums, neg32);
                 let d =

@@ -164,6 +164,20 @@ impl Kernels {
         })
     }
 
+    /// Every SIMD table this CPU runs (detected and probed): [`Kernels::avx2`],
+    /// [`Kernels::avx512`], and variants the dispatch passes over for a better one (the
+    /// AVX-512 table without GFNI where GFNI is there), so tests can check them all.
+    pub fn simd_tables() -> Vec<&'static Kernels> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            crate::x86::simd_tables()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Vec::new()
+        }
+    }
+
     /// The best table this CPU supports (detected and probed) among those up to `cap`.
     pub fn best_up_to(cap: Isa) -> &'static Kernels {
         let avx512 = || (cap >= Isa::Avx512).then(Self::avx512).flatten();

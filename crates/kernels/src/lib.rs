@@ -82,6 +82,99 @@ pub fn f16_scale_offsets(ty: GgmlType) -> &'static [usize] {
     }
 }
 
+/// Byte ranges of one block of `ty` that hold its quantized values (not d, dmin, the
+/// sub-block scales or mins): clearing them leaves each weight at its group's offset.
+fn value_bytes(ty: GgmlType) -> Vec<std::ops::Range<usize>> {
+    use blocks::*;
+    use core::mem::offset_of;
+    macro_rules! fields {
+        ($t:ty: $($f:ident),*) => {
+            vec![$({
+                let at = offset_of!($t, $f);
+                let probe: $t = bytemuck::Zeroable::zeroed();
+                at..at + size_of_val(&probe.$f)
+            }),*]
+        };
+    }
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => vec![std::ops::Range {
+            start: 0,
+            end: ty.type_size(),
+        }],
+        GgmlType::Q4_0 => fields!(BlockQ4_0: qs),
+        GgmlType::Q4_1 => fields!(BlockQ4_1: qs),
+        GgmlType::Q5_0 => fields!(BlockQ5_0: qh, qs),
+        GgmlType::Q5_1 => fields!(BlockQ5_1: qh, qs),
+        GgmlType::Q8_0 => fields!(BlockQ8_0: qs),
+        GgmlType::Q8_1 => fields!(BlockQ8_1: qs),
+        GgmlType::Q2_K => fields!(BlockQ2K: qs),
+        GgmlType::Q3_K => fields!(BlockQ3K: hmask, qs),
+        GgmlType::Q4_K => fields!(BlockQ4K: qs),
+        GgmlType::Q5_K => fields!(BlockQ5K: qh, qs),
+        GgmlType::Q6_K => fields!(BlockQ6K: ql, qh),
+        GgmlType::Q8_K => fields!(BlockQ8K: qs),
+    }
+}
+
+/// The scale of the rounding errors of a dot product of weight row `w` (`n` elements of
+/// `ty`) with activations `x` (`n` elements of `vec_dot_type(ty)`): the sum of the magnitudes
+/// of the products it adds up, in f64.
+///
+/// Every weight dequantizes to `s_i * u_i + o_i`: its stored value u_i (unsigned: 0..16 for
+/// Q4_K, 0..64 for Q6_K) times its scale, plus its group's offset (the min, or -8 * d for
+/// Q4_0, -32 * d * scale for Q6_K, ...). Kernels sum the two parts separately, the offsets
+/// through the activations' block sums, so the terms are `s_i * u_i * x_i` and `o_i * x_i`;
+/// this returns `sum_i (|s_i * u_i| + |o_i|) * |x_i|`, which is at least
+/// `sum_i |w_i * x_i|`.
+pub fn abs_term_sum(ty: GgmlType, n: usize, w: &[u8], x: &[u8]) -> Result<f64, KernelError> {
+    let mut full = vec![0f32; n];
+    dequantize_row(ty, w, &mut full)?;
+    let mut cleared = w.to_vec();
+    let ranges = value_bytes(ty);
+    for block in cleared.chunks_exact_mut(ty.type_size()) {
+        for r in &ranges {
+            block[r.clone()].fill(0);
+        }
+    }
+    let mut offset = vec![0f32; n];
+    dequantize_row(ty, &cleared, &mut offset)?;
+    let mut xd = vec![0f32; n];
+    dequantize_row(vec_dot_type(ty), x, &mut xd)?;
+    Ok(full
+        .iter()
+        .zip(&offset)
+        .zip(&xd)
+        .map(|((&w, &o), &x)| {
+            let (w, o, x) = (f64::from(w), f64::from(o), f64::from(x));
+            ((w - o).abs() + o.abs()) * x.abs()
+        })
+        .sum())
+}
+
+/// How far two K-quant dot products of the same row may differ when both sum the same exact
+/// integer block sums but in different f32 orders: the scalar kernels (and the AVX2 ones)
+/// add one f32 per block to a running sum, the AVX-512 ones keep the integer sums in 16 + 8
+/// lanes, scale each by the block's d (and dmin) and accumulate lane by lane, summing the
+/// lanes once per row.
+///
+/// With u = 2^-24 (f32's unit roundoff) and S = [`abs_term_sum`]: the scalar kernel rounds
+/// each term at most `blocks + 4` times (d_x * d_w, the block's integer sum to f32, the
+/// product, taking the mins' part off, the running sum); the lane kernels at most
+/// `blocks + 7` times (d_x * d_w, a lane to f32, one fused multiply-add per block, and 5
+/// additions folding the 24 lanes into one). By the usual bound for recursive summation each
+/// result is within (rounds) * u * S of the exact value, to first order, so the two differ
+/// by at most (2 * blocks + 11) * u * S; this returns (2 * blocks + 14) * u * S, the margin
+/// covering the second-order terms. (Measured differences are 1-4% of it.)
+pub fn kquant_reorder_bound(
+    ty: GgmlType,
+    n: usize,
+    w: &[u8],
+    x: &[u8],
+) -> Result<f64, KernelError> {
+    let blocks = (n / ty.block_size()) as f64;
+    Ok((2.0 * blocks + 14.0) * f64::from(f32::EPSILON) / 2.0 * abs_term_sum(ty, n, w, x)?)
+}
+
 /// Bytes of `n` elements of `ty`, or an error if `n` is not whole blocks.
 pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, KernelError> {
     ty.row_bytes(n as u64)

@@ -15,9 +15,15 @@
 //! kernels in the last bits (f32 accumulation order), as the AVX2 ones do.
 //!
 //! The K-quants work on 64 elements per 512-bit register (512-bit multiplies issue on two
-//! ports here) and apply the sub-block scales with `vpdpwssd` on the 16-bit pair sums of
-//! `vpmaddubsw`. Their integer sums are exact and they combine them with the scalar kernels'
-//! f32 expression, so they equal the scalar results bit for bit.
+//! ports here): `vpdpbusd` sums fours of q * y (small enough for i16), `vpackssdw` packs
+//! two registers' sums into one, and one `vpdpwssd` applies the sub-block scales of both
+//! (so a block needs two scale vectors, not four). Their integer sums are exact, as the scalar kernels' are, but they are not
+//! summed per block: each block's lanes are scaled by its d and added to float lanes, which
+//! are summed once per row ([`KAcc`]). So they differ from the scalar kernels in the last
+//! bits, within `crate::kquant_reorder_bound` (the scalar kernel's per-block horizontal sums
+//! and float expression were about a third of the instructions). Each comes in a second
+//! build with GFNI (its own table, picked where the CPU has it), which splits nibbles with
+//! one `vgf2p8affineqb` instead of a shift and a mask.
 //!
 //! Helpers that take part in the hot loops are `#[inline(always)] unsafe fn`s without target
 //! features (a `#[target_feature]` function cannot be `#[inline(always)]`, and LLVM left
@@ -27,7 +33,7 @@
 //! Every function here must only be called after `super::has_avx512` confirmed the features
 //! (and the probe ran them): `super::avx512_table` is the only caller.
 
-use super::avx2::{f16_pair, hsum_f32};
+use super::avx2::hsum_f32;
 use super::rows;
 use crate::blocks::*;
 use core::arch::x86_64::*;
@@ -481,57 +487,29 @@ kernel32!(
     dot: |q, y| { dot_u8_i8(q, y) },
 );
 
-/// Sums of the 8 lanes of `a` and of `b`, in one reduction.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn hsum_i32_pair(a: __m256i, b: __m256i) -> (i32, i32) {
-    // [a01 a23 b01 b23 | a45 a67 b45 b67], then [a0-3 b0-3 .. | a4-7 b4-7 ..].
-    let h = _mm256_hadd_epi32(a, b);
-    let h = _mm256_hadd_epi32(h, h);
-    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-    (_mm_cvtsi128_si32(s), _mm_extract_epi32::<1>(s))
-}
-
-/// The 16 lanes of `v` added pairwise into 8.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn fold512(v: __m512i) -> __m256i {
-    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
-}
-
-/// The 8 six-bit scales and 8 six-bit mins of a Q4_K/Q5_K block, as the bytes of two u64
-/// (the same values as `scales_mins_k4`, unpacked with word operations).
-#[inline(always)]
-fn scales_mins_k4_u64(q: &[u8; 12]) -> (u64, u64) {
-    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
-    let (a, b, c) = (w(0), w(1), w(2));
-    let sc_lo = a & 0x3F3F_3F3F;
-    let m_lo = b & 0x3F3F_3F3F;
-    let sc_hi = (c & 0x0F0F_0F0F) | ((a >> 2) & 0x3030_3030);
-    let m_hi = ((c >> 4) & 0x0F0F_0F0F) | ((b >> 2) & 0x3030_3030);
-    (
-        u64::from(sc_lo) | (u64::from(sc_hi) << 32),
-        u64::from(m_lo) | (u64::from(m_hi) << 32),
-    )
-}
-
-/// Word indices for `vpermw`: 16 copies of word `a`, then 16 of word `b`.
-const fn pair_index(a: i16, b: i16) -> [i16; 32] {
-    let mut idx = [a; 32];
-    let mut i = 16;
+/// Word indices for `vpermw`, per 128-bit lane: 4 copies of `a` and 4 of `b` in lanes 0
+/// and 1, 4 of `c` and 4 of `d` in lanes 2 and 3 (the layout `vpackssdw` gives the i32 lanes
+/// of two registers, whose low halves hold groups a and b and high halves c and d).
+const fn pack_index(a: i16, b: i16, c: i16, d: i16) -> [i16; 32] {
+    let mut idx = [0; 32];
+    let mut i = 0;
     while i < 32 {
-        idx[i] = b;
+        let (lo, hi) = if i < 16 { (a, b) } else { (c, d) };
+        idx[i] = if i % 8 < 4 { lo } else { hi };
         i += 1;
     }
     idx
 }
 
-/// Word indices for `vpermw`: 8 copies each of words `g`, `g + 1`, `g + 2`, `g + 3`.
-const fn quad_index(g: i16) -> [i16; 32] {
+/// Word indices for `vpermw`: in 128-bit lane l, 4 copies of word `a + l` and 4 of `b + l`
+/// (the layout `vpackssdw` gives the i32 lanes of two Q6_K registers, whose lane l holds
+/// groups a + l and b + l).
+const fn quad_pack_index(a: i16, b: i16) -> [i16; 32] {
     let mut idx = [0; 32];
     let mut i = 0;
     while i < 32 {
-        idx[i] = g + (i / 8) as i16;
+        let l = (i / 8) as i16;
+        idx[i] = if i % 8 < 4 { a + l } else { b + l };
         i += 1;
     }
     idx
@@ -546,146 +524,186 @@ fn index512(idx: &[i16; 32]) -> __m512i {
     ld512(bytemuck::cast_slice(idx))
 }
 
+/// The activation scale d_x of a Q8_K block in every lane.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q8k_d(b: &BlockQ8K) -> __m128 {
+    _mm_set1_ps(f32::from_le_bytes(b.d))
+}
+
+/// One row's float accumulators in the K-quant kernels. A block's integer sums stay in
+/// lanes (16 of scale * q * y, 8 of min * bsum, each exact) and are scaled and added lane by
+/// lane, d = d_x * d_w and dmin = d_x * dmin_w rounded once each; the lanes are summed once
+/// per row, at the end ([`KAcc::sum`]). ggml's AVX2 kernels do the same with 8 lanes.
+#[derive(Clone, Copy)]
+struct KAcc {
+    d: __m512,
+    /// Q4_K/Q5_K only.
+    m: __m256,
+}
+
+impl KAcc {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn zero() -> KAcc {
+        KAcc {
+            d: _mm512_setzero_ps(),
+            m: _mm256_setzero_ps(),
+        }
+    }
+
+    /// sum(d lanes) - sum(m lanes), in a fixed order.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn sum(self) -> f32 {
+        let d = _mm256_add_ps(
+            _mm512_castps512_ps256(self.d),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.d))),
+        );
+        hsum_f32(_mm256_sub_ps(d, self.m))
+    }
+}
+
 /// Per-block state of a decoded Q4_K/Q5_K block shared by all activation rows.
 struct GroupsOf32 {
     /// Values 0..32 as bytes; register c holds groups 2c (low half) and 2c + 1.
     q: [__m512i; 4],
-    /// The i16 scale of each group, spread over the pair sums of that group in `q[c]`.
-    scales: [__m512i; 4],
+    /// The i16 scale of each group, spread over the words `vpackssdw` makes of the sums of
+    /// fours of q[0] and q[1] (`scales[0]`) and of q[2] and q[3].
+    scales: [__m512i; 2],
     /// The mins as i16, each twice (matching the 16 bsums of the activations).
     mins: __m256i,
+    /// d_w and dmin_w in lanes 0 and 1.
+    dw: __m128,
+    /// `vpermps` indices broadcasting lane 1 (see [`K4Consts`]).
+    lane1: __m256i,
 }
 
-/// The integer part of a Q4_K/Q5_K block against one Q8_K block as two vectors of 8 i32
-/// lanes: the lanes of sum over groups of scale * sum(q * y), and those of sum over groups of
-/// min * (its two bsums). Their lane sums are exact.
-///
-/// # Safety
-/// The CPU must have the features of this module.
-#[inline(always)]
-unsafe fn groups_of_32_lanes(g: &GroupsOf32, b: &BlockQ8K) -> (__m256i, __m256i) {
-    // SAFETY: the features are the caller's promise.
-    unsafe {
-        // One chain: its latency is hidden by the other rows' chains (or the next block's).
-        let mut acc = _mm512_setzero_si512();
-        for c in 0..4 {
-            let p = _mm512_maddubs_epi16(g.q[c], ld512_i8(&b.qs[64 * c..]));
-            acc = _mm512_dpwssd_epi32(acc, p, g.scales[c]);
+/// Index vectors of the Q4_K/Q5_K kernels, made once per call and hidden from the compiler,
+/// which would otherwise replace the one-uop permutes they drive by two-uop sequences.
+#[derive(Clone, Copy)]
+struct K4Consts {
+    /// The mins of [`k4_head`]'s 16 words each twice.
+    mins: __m256i,
+    /// 8 x lane 1.
+    lane1: __m256i,
+}
+
+impl K4Consts {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn new() -> K4Consts {
+        K4Consts {
+            mins: opaque_vec(ld256(bytemuck::cast_slice(&MINS_INDEX))),
+            lane1: opaque_vec(_mm256_set1_epi32(1)),
         }
-        let isum = fold512(acc);
-        let bsums = ld256(bytemuck::cast_slice(&b.bsums));
-        (isum, _mm256_madd_epi16(bsums, g.mins))
     }
 }
 
-/// The lane sums of four pairs of 8-lane vectors, `v[j] = (a, b)`, in one reduction:
-/// `[sum a0, sum b0, sum a1, sum b1 | sum a2, sum b2, sum a3, sum b3]`.
+/// The f16 fields d and dmin and the 12 bytes of 6-bit scales and mins that open every
+/// Q4_K/Q5_K block (`h`: the block's first 20 bytes; the last 4 are ignored), as [d_w,
+/// dmin_w] in lanes 0 and 1 of a float vector, the scales spread over the pair sums of
+/// their groups (register c: group 2c in the low half, 2c + 1 in the high one) and the mins
+/// as i16, each twice (one per 16-element bsum of the activations).
 ///
-/// # Safety
-/// The CPU must have the features of this module.
-#[inline(always)]
-unsafe fn hsum_4x2(v: &[(__m256i, __m256i); 4]) -> __m256i {
-    // SAFETY: the features are the caller's promise.
-    unsafe {
-        // h_j = [a01 a23 b01 b23 | a45 a67 b45 b67] of pair j, then
-        // g0 = [a0 b0 a1 b1 partial sums of lanes 0..4 | the same of lanes 4..8].
-        let g0 = _mm256_hadd_epi32(
-            _mm256_hadd_epi32(v[0].0, v[0].1),
-            _mm256_hadd_epi32(v[1].0, v[1].1),
-        );
-        let g1 = _mm256_hadd_epi32(
-            _mm256_hadd_epi32(v[2].0, v[2].1),
-            _mm256_hadd_epi32(v[3].0, v[3].1),
-        );
-        _mm256_add_epi32(
-            _mm256_permute2x128_si256::<0x20>(g0, g1),
-            _mm256_permute2x128_si256::<0x31>(g0, g1),
-        )
-    }
-}
-
-/// Scales and mins vectors of a Q4_K/Q5_K block.
+/// The scales and mins are unpacked in one 128-bit register (ggml's `get_scale_min_k4`
+/// lays them out): a byte shuffle puts each value's 4 or 6 low bits in its byte, a 64-bit
+/// shift brings the 2 high bits of values 4..8 from bytes 0..4 and 8..12, and a ternary-logic
+/// op merges them.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn k4_scales(scales: &[u8; 12]) -> ([__m512i; 4], __m256i) {
-    let (sc, m) = scales_mins_k4_u64(scales);
-    let sm = _mm256_cvtepu8_epi16(_mm_set_epi64x(m as i64, sc as i64));
+fn k4_head(h: &[u8; 20], k: K4Consts) -> (__m128, [__m512i; 2], __m256i) {
+    // SAFETY: 8 and 16 readable bytes, unaligned loads.
+    let (head, raw) = unsafe {
+        (
+            _mm_loadl_epi64(h.as_ptr().cast()),
+            _mm_loadu_si128(h[4..].as_ptr().cast()),
+        )
+    };
+    // Lanes 2 and 3 (the first scale bytes read as f16) are not used.
+    let dw = _mm_cvtph_ps(head);
+    // [q0..4 q8..12 | q4..8 q8..12]: scales 0..4, the low nibbles of scales 4..8 | mins 0..4,
+    // and in bytes 12..16 the high nibbles of q8..12 (mins 4..8), shifted down.
+    let a = _mm_shuffle_epi8(
+        raw,
+        _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11),
+    );
+    let lo = _mm_mask_srli_epi16(a, 0xC0, a, 4);
+    // Bits 6, 7 of bytes 0..4 and 8..12 land on bits 4, 5 of bytes 4..8 and 12..16.
+    let hi = _mm_slli_epi64::<30>(a);
+    // Per byte: 6 bits of lo (values 0..4), or 4 of lo and bits 4, 5 of hi (values 4..8).
+    let keep = _mm_setr_epi32(0x3F3F_3F3F, 0x0F0F_0F0F, 0x3F3F_3F3F, 0x0F0F_0F0F);
+    let sm = _mm_and_si128(
+        _mm_ternarylogic_epi32::<0xE4>(lo, hi, keep),
+        _mm_set1_epi8(0x3F),
+    );
+    let sm = _mm256_cvtepu8_epi16(sm);
     let smz = _mm512_castsi256_si512(sm);
-    let idx = [
-        pair_index(0, 1),
-        pair_index(2, 3),
-        pair_index(4, 5),
-        pair_index(6, 7),
-    ];
+    let idx = [pack_index(0, 2, 1, 3), pack_index(4, 6, 5, 7)];
     let scales = [
         _mm512_permutexvar_epi16(index512(&idx[0]), smz),
         _mm512_permutexvar_epi16(index512(&idx[1]), smz),
-        _mm512_permutexvar_epi16(index512(&idx[2]), smz),
-        _mm512_permutexvar_epi16(index512(&idx[3]), smz),
     ];
-    let mins = _mm256_permutexvar_epi16(ld256(bytemuck::cast_slice(&MINS_INDEX)), sm);
-    (scales, mins)
+    let mins = _mm256_permutexvar_epi16(k.mins, sm);
+    (dw, scales, mins)
 }
 
-/// Shared tail of Q4_K and Q5_K: the scalar kernel's float expression per block and row,
-/// `sumf += d * isum as f32 - dmin * summs as f32` with d = d_x * d_w and dmin = d_x * dmin_w.
-/// For four rows the eight integer sums come out of one reduction and the expression runs in
-/// the even lanes of `sum4` (the same f32 operations, lane by lane).
+/// `acc + ` the products of the i16 pairs of `a` and `b`, summed per i32 lane (`vpdpwssd`),
+/// as one instruction: LLVM otherwise splits most of a chain of them into `vpmaddwd` +
+/// `vpaddd` (shorter latency, but one more uop each, and the uops are what these kernels
+/// run out of).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dpwssd(mut acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+    // SAFETY: one `vpdpwssd` on registers, which this function's features allow.
+    unsafe {
+        core::arch::asm!(
+            "vpdpwssd {acc}, {a}, {b}",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// Shared tail of Q4_K and Q5_K: one decoded block against block `i` of every row, into
+/// the rows' accumulators (the same operations for every row and every `N`).
 ///
 /// # Safety
 /// The CPU must have the features of this module.
 #[inline(always)]
 unsafe fn groups_of_32_rows<const N: usize>(
     g: &GroupsOf32,
-    (ad, amin): (f32, f32),
     xs: &[&[BlockQ8K]; N],
     i: usize,
-    sumf: &mut [f32; N],
-    sum4: &mut __m256,
+    acc: &mut [KAcc; N],
 ) {
     // SAFETY: the features are the caller's promise.
     unsafe {
-        if N == 4 {
-            let mut v = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
-            for (v, x) in v.iter_mut().zip(xs) {
-                *v = groups_of_32_lanes(g, &x[i]);
-            }
-            let sums = _mm256_cvtepi32_ps(hsum_4x2(&v));
-            let bd = |j: usize| f32::from_le_bytes(xs[j][i].d);
-            let (b0, b1, b2, b3) = (bd(0), bd(1), bd(2), bd(3));
-            let bd = _mm256_setr_ps(b0, b0, b1, b1, b2, b2, b3, b3);
-            let dd = _mm256_mul_ps(bd, _mm256_setr_ps(ad, amin, ad, amin, ad, amin, ad, amin));
-            let p = _mm256_mul_ps(dd, sums);
-            *sum4 = _mm256_add_ps(*sum4, _mm256_sub_ps(p, _mm256_movehdup_ps(p)));
-        } else {
-            for j in 0..N {
-                let b = &xs[j][i];
-                let (isum, summs) = groups_of_32_lanes(g, b);
-                let (isum, summs) = hsum_i32_pair(isum, summs);
-                let bd = f32::from_le_bytes(b.d);
-                let d = bd * ad;
-                let dmin = bd * amin;
-                sumf[j] += d * isum as f32 - dmin * summs as f32;
-            }
+        for j in 0..N {
+            let b = &xs[j][i];
+            // Sums of fours of q * y (|sum| <= 4 * 31 * 128: i16), two registers' packed into
+            // one, so one `vpdpwssd` applies the scales of four groups.
+            let dp = |c: usize| {
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), g.q[c], ld512_i8(&b.qs[64 * c..]))
+            };
+            let p01 = _mm512_packs_epi32(dp(0), dp(1));
+            let p23 = _mm512_packs_epi32(dp(2), dp(3));
+            let isum = dpwssd(_mm512_madd_epi16(p01, g.scales[0]), p23, g.scales[1]);
+            let bsums = ld256(bytemuck::cast_slice(&b.bsums));
+            let summs = _mm256_madd_epi16(bsums, g.mins);
+            // [d, dmin] = d_x * [d_w, dmin_w]
+            let dd = _mm_mul_ps(g.dw, q8k_d(b));
+            acc[j].d = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(isum),
+                _mm512_broadcastss_ps(dd),
+                acc[j].d,
+            );
+            let dmin = _mm256_permutexvar_ps(g.lane1, _mm256_castps128_ps256(dd));
+            acc[j].m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summs), dmin, acc[j].m);
         }
-    }
-}
-
-/// The results of [`groups_of_32_rows`]: `sumf`, or for four rows the even lanes of `sum4`.
-///
-/// # Safety
-/// The CPU must have the features of this module.
-#[inline(always)]
-unsafe fn groups_of_32_out<const N: usize>(sumf: [f32; N], sum4: __m256, out: &mut [f32; N]) {
-    if N == 4 {
-        let mut lanes = [0f32; 8];
-        // SAFETY: 8 writable f32; the features are the caller's promise.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum4) };
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = lanes[2 * j];
-        }
-    } else {
-        *out = sumf;
     }
 }
 
@@ -696,141 +714,241 @@ fn hi_half_by_4() -> __m512i {
     _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)
 }
 
-/// ggml's `ggml_vec_dot_q4_K_q8_K`; bit-identical to the scalar kernel.
+/// The nibbles of a 32-byte chunk loaded into both halves of `both`: the low ones (as bytes)
+/// in the low half, the high ones in the high half. With GFNI (`G`) one `vgf2p8affineqb`
+/// does it (per qword, a bit matrix keeping bits 0..4, or moving bits 4..8 down), else a
+/// shift of the high half and a mask.
+///
+/// # Safety
+/// The CPU must have the features of this module, and GFNI if `G`.
+#[inline(always)]
+unsafe fn split_nibbles<const G: bool>(both: __m512i) -> __m512i {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        if G {
+            // Output bit k takes the input bits of byte 7 - k of the qword's matrix.
+            const LOW: i64 = 0x0102_0408_0000_0000;
+            const HIGH: i64 = 0x1020_4080_0000_0000;
+            let m = _mm512_set_epi64(HIGH, HIGH, HIGH, HIGH, LOW, LOW, LOW, LOW);
+            _mm512_gf2p8affine_epi64_epi8::<0>(both, m)
+        } else {
+            _mm512_and_si512(
+                _mm512_srlv_epi64(both, hi_half_by_4()),
+                _mm512_set1_epi8(0x0F),
+            )
+        }
+    }
+}
+
+/// The high nibbles of the bytes of `v`, as bytes (see [`split_nibbles`]).
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn high_nibbles<const G: bool>(v: __m512i) -> __m512i {
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        if G {
+            const HIGH: i64 = 0x1020_4080_0000_0000;
+            _mm512_gf2p8affine_epi64_epi8::<0>(v, _mm512_set1_epi64(HIGH))
+        } else {
+            _mm512_and_si512(_mm512_srli_epi16::<4>(v), _mm512_set1_epi8(0x0F))
+        }
+    }
+}
+
+/// ggml's `ggml_vec_dot_q4_K_q8_K`, accumulated in lanes (see [`KAcc`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm512_set1_epi8(0x0F);
-    let shift = hi_half_by_4();
-    let mut sumf = [0f32; N];
-    let mut sum4 = _mm256_setzero_ps();
-    for (i, a) in w.iter().enumerate() {
-        let (scales, mins) = k4_scales(&a.scales);
-        // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
-        let mut q = [_mm512_setzero_si512(); 4];
-        for (c, q) in q.iter_mut().enumerate() {
-            let both = ld256_twice(&a.qs[32 * c..]);
-            *q = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
-        }
-        let g = GroupsOf32 { q, scales, mins };
-        // SAFETY: this function has the features.
-        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf, &mut sum4) };
-    }
     // SAFETY: this function has the features.
-    unsafe { groups_of_32_out(sumf, sum4, out) };
+    unsafe { q4_k::<N, false>(n, w, x, out) }
 }
 
-/// ggml's `ggml_vec_dot_q5_K_q8_K`; bit-identical to the scalar kernel. The fifth bit of the
-/// elements of group g is bit g of `qh`; a per-qword rotation brings bits 2c and 2c + 1 to
-/// bit 4 of their bytes, and a ternary-logic op merges it into the nibble.
+/// [`q4_k_q8_k`] with GFNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")]
+pub(super) fn q4_k_q8_k_gfni<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q4_k::<N, true>(n, w, x, out) }
+}
+
+/// The body of [`q4_k_q8_k`], with GFNI if `G`.
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn q4_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let k4 = K4Consts::new();
+        let mut acc = [KAcc::zero(); N];
+        for (i, a) in w.iter().enumerate() {
+            let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
+            // Chunk c (32 bytes) holds groups 2c (low nibbles) and 2c + 1 (high nibbles).
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (c, q) in q.iter_mut().enumerate() {
+                *q = split_nibbles::<G>(ld256_twice(&a.qs[32 * c..]));
+            }
+            let g = GroupsOf32 {
+                q,
+                scales,
+                mins,
+                dw,
+                lane1: k4.lane1,
+            };
+            groups_of_32_rows(&g, &xs, i, &mut acc);
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a.sum();
+        }
+    }
+}
+
+/// ggml's `ggml_vec_dot_q5_K_q8_K`, accumulated in lanes (see [`KAcc`]). The fifth bit of
+/// the elements of group g is bit g of `qh`; a per-qword rotation brings bits 2c and 2c + 1
+/// to bit 4 of their bytes, and a ternary-logic op merges it into the nibble.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm512_set1_epi8(0x0F);
-    let bit4 = _mm512_set1_epi8(0x10);
-    let shift = hi_half_by_4();
-    // Rotate-left counts (mod 64) taking bit 2c to 4 in the low half, bit 2c + 1 in the high.
-    let rots = [
-        _mm512_set_epi64(3, 3, 3, 3, 4, 4, 4, 4),
-        _mm512_set_epi64(1, 1, 1, 1, 2, 2, 2, 2),
-        _mm512_set_epi64(63, 63, 63, 63, 0, 0, 0, 0),
-        _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
-    ];
-    let mut sumf = [0f32; N];
-    let mut sum4 = _mm256_setzero_ps();
-    for (i, a) in w.iter().enumerate() {
-        let (scales, mins) = k4_scales(&a.scales);
-        let qh = ld256_twice(&a.qh);
-        let mut q = [_mm512_setzero_si512(); 4];
-        for (c, q) in q.iter_mut().enumerate() {
-            let both = ld256_twice(&a.qs[32 * c..]);
-            let nib = _mm512_and_si512(_mm512_srlv_epi64(both, shift), low4);
-            // nib | (rotated qh & 0x10)
-            *q = _mm512_ternarylogic_epi32::<0xF8>(nib, _mm512_rolv_epi64(qh, rots[c]), bit4);
-        }
-        let g = GroupsOf32 { q, scales, mins };
-        // SAFETY: this function has the features.
-        unsafe { groups_of_32_rows(&g, f16_pair(a.d, a.dmin), &xs, i, &mut sumf, &mut sum4) };
-    }
     // SAFETY: this function has the features.
-    unsafe { groups_of_32_out(sumf, sum4, out) };
+    unsafe { q5_k::<N, false>(n, w, x, out) }
 }
 
-/// ggml's `ggml_vec_dot_q6_K_q8_K`; bit-identical to the scalar kernel. Values are summed
+/// [`q5_k_q8_k`] with GFNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")]
+pub(super) fn q5_k_q8_k_gfni<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q5_k::<N, true>(n, w, x, out) }
+}
+
+/// The body of [`q5_k_q8_k`], with GFNI if `G`.
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn q5_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let bit4 = _mm512_set1_epi8(0x10);
+        // Rotate-left counts (mod 64) taking bit 2c to 4 in the low half, bit 2c + 1 in the high.
+        let rots = [
+            _mm512_set_epi64(3, 3, 3, 3, 4, 4, 4, 4),
+            _mm512_set_epi64(1, 1, 1, 1, 2, 2, 2, 2),
+            _mm512_set_epi64(63, 63, 63, 63, 0, 0, 0, 0),
+            _mm512_set_epi64(61, 61, 61, 61, 62, 62, 62, 62),
+        ];
+        let k4 = K4Consts::new();
+        let mut acc = [KAcc::zero(); N];
+        for (i, a) in w.iter().enumerate() {
+            let (dw, scales, mins) = k4_head(bytemuck::bytes_of(a)[..20].try_into().unwrap(), k4);
+            let qh = ld256_twice(&a.qh);
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (c, q) in q.iter_mut().enumerate() {
+                let nib = split_nibbles::<G>(ld256_twice(&a.qs[32 * c..]));
+                // nib | (rotated qh & 0x10)
+                *q = _mm512_ternarylogic_epi32::<0xF8>(nib, _mm512_rolv_epi64(qh, rots[c]), bit4);
+            }
+            let g = GroupsOf32 {
+                q,
+                scales,
+                mins,
+                dw,
+                lane1: k4.lane1,
+            };
+            groups_of_32_rows(&g, &xs, i, &mut acc);
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a.sum();
+        }
+    }
+}
+
+/// ggml's `ggml_vec_dot_q6_K_q8_K`, accumulated in lanes (see [`KAcc`]). Values are summed
 /// unsigned (0..64) and 32 * scale * bsum taken off per group of 16, folded into the same
 /// integer sum with one more `vpdpwssd`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q6_k::<N, false>(n, w, x, out) }
+}
+
+/// [`q6_k_q8_k`] with GFNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,gfni")]
+pub(super) fn q6_k_q8_k_gfni<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { q6_k::<N, true>(n, w, x, out) }
+}
+
+/// The body of [`q6_k_q8_k`], with GFNI if `G`.
+///
+/// # Safety
+/// As [`split_nibbles`].
+#[inline(always)]
+unsafe fn q6_k<const N: usize, const G: bool>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
     let (w, xs) = rows::<BlockQ6K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm512_set1_epi8(0x0F);
-    let bits45 = _mm512_set1_epi8(0x30);
-    let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
-    let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
-    let idx = [quad_index(0), quad_index(4), quad_index(8), quad_index(12)];
-    let mut sumf = [0f32; N];
-    let mut sum4 = _mm_setzero_ps();
-    for (i, a) in w.iter().enumerate() {
-        // SAFETY: 16 readable bytes, unaligned load.
-        let sc8 = unsafe { _mm_loadu_si128(a.scales.as_ptr().cast()) };
-        let sc16 = _mm256_cvtepi8_epi16(sc8);
-        let scz = _mm512_castsi256_si512(sc16);
-        let neg32 = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16::<5>(sc16));
-        // Half h: 64 bytes of ql (quarters 0, 1 in the low nibbles, 2, 3 in the high) and 32
-        // of qh (bits 2k, 2k + 1 for quarter k). Register 2h + p holds quarters 2p, 2p + 1.
-        let mut q = [_mm512_setzero_si512(); 4];
-        for h in 0..2 {
-            let ql = ld512(&a.ql[64 * h..]);
-            let qh = ld256_twice(&a.qh[32 * h..]);
-            let lo = _mm512_and_si512(ql, low4);
-            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low4);
-            // lo | (qh << 4 or 2) & 0x30, hi | (qh >> 0 or 2) & 0x30
-            q[2 * h] = _mm512_ternarylogic_epi32::<0xF8>(lo, _mm512_sllv_epi64(qh, up), bits45);
-            q[2 * h + 1] =
-                _mm512_ternarylogic_epi32::<0xF8>(hi, _mm512_srlv_epi64(qh, down), bits45);
-        }
-        let scales = [
-            _mm512_permutexvar_epi16(index512(&idx[0]), scz),
-            _mm512_permutexvar_epi16(index512(&idx[1]), scz),
-            _mm512_permutexvar_epi16(index512(&idx[2]), scz),
-            _mm512_permutexvar_epi16(index512(&idx[3]), scz),
-        ];
-        let ad = f16_pair(a.d, [0, 0]).0;
-        let mut lanes = [_mm256_setzero_si256(); N];
-        for (l, x) in lanes.iter_mut().zip(&xs) {
-            let b = &x[i];
-            let mut acc = _mm512_setzero_si512();
-            for r in 0..4 {
-                let p = _mm512_maddubs_epi16(q[r], ld512_i8(&b.qs[64 * r..]));
-                acc = _mm512_dpwssd_epi32(acc, p, scales[r]);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let low4 = _mm512_set1_epi8(0x0F);
+        let bits45 = _mm512_set1_epi8(0x30);
+        let up = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);
+        let down = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+        let idx = [quad_pack_index(0, 4), quad_pack_index(8, 12)];
+        // `vpermps` indices broadcasting lane 3, hidden (see [`K4Consts`]).
+        let lane3 = _mm512_castsi256_si512(opaque_vec(_mm256_set1_epi32(3)));
+        let lane3 = _mm512_broadcast_i64x4(_mm512_castsi512_si256(lane3));
+        let mut acc = [KAcc::zero(); N];
+        for (i, a) in w.iter().enumerate() {
+            // 16 readable bytes, unaligned load.
+            let sc8 = _mm_loadu_si128(a.scales.as_ptr().cast());
+            let sc16 = _mm256_cvtepi8_epi16(sc8);
+            let scz = _mm512_castsi256_si512(sc16);
+            // -32 * scale per group of 16, in the low 256 bits (the high ones zero).
+            let neg32 = _mm512_zextsi256_si512(_mm256_sub_epi16(
+                _mm256_setzero_si256(),
+                _mm256_slli_epi16::<5>(sc16),
+            ));
+            // Half h: 64 bytes of ql (quarters 0, 1 in the low nibbles, 2, 3 in the high) and 32
+            // of qh (bits 2k, 2k + 1 for quarter k). Register 2h + p holds quarters 2p, 2p + 1.
+            let mut q = [_mm512_setzero_si512(); 4];
+            for h in 0..2 {
+                let ql = ld512(&a.ql[64 * h..]);
+                let qh = ld256_twice(&a.qh[32 * h..]);
+                let lo = _mm512_and_si512(ql, low4);
+                let hi = high_nibbles::<G>(ql);
+                // lo | (qh << 4 or 2) & 0x30, hi | (qh >> 0 or 2) & 0x30
+                q[2 * h] = _mm512_ternarylogic_epi32::<0xF8>(lo, _mm512_sllv_epi64(qh, up), bits45);
+                q[2 * h + 1] =
+                    _mm512_ternarylogic_epi32::<0xF8>(hi, _mm512_srlv_epi64(qh, down), bits45);
             }
-            let acc = fold512(acc);
-            let bsums = ld256(bytemuck::cast_slice(&b.bsums));
-            *l = _mm256_dpwssd_epi32(acc, bsums, neg32);
-        }
-        // sumf += (d_w * d_x) * isum as f32, per row; for four rows in the lanes of sum4
-        // after one reduction of the four integer sums.
-        if N == 4 {
-            let h0 = _mm256_hadd_epi32(lanes[0], lanes[1]);
-            let h1 = _mm256_hadd_epi32(lanes[2], lanes[3]);
-            let g = _mm256_hadd_epi32(h0, h1);
-            let isum = _mm_add_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256::<1>(g));
-            let bd = |j: usize| f32::from_le_bytes(xs[j][i].d);
-            let d = _mm_mul_ps(_mm_set1_ps(ad), _mm_setr_ps(bd(0), bd(1), bd(2), bd(3)));
-            sum4 = _mm_add_ps(sum4, _mm_mul_ps(d, _mm_cvtepi32_ps(isum)));
-        } else {
-            for j in 0..N {
-                let isum = hsum_i32_pair(lanes[j], _mm256_setzero_si256()).0;
-                sumf[j] += (ad * f32::from_le_bytes(xs[j][i].d)) * isum as f32;
+            let scales = [
+                _mm512_permutexvar_epi16(index512(&idx[0]), scz),
+                _mm512_permutexvar_epi16(index512(&idx[1]), scz),
+            ];
+            // d_w is the block's last 2 bytes: lane 3 of the 8 bytes before its end, converted
+            // straight from memory (lanes 0..3, scale bytes read as f16, are not used).
+            let tail = &bytemuck::bytes_of(a)[size_of::<BlockQ6K>() - 8..];
+            // 8 readable bytes, unaligned load.
+            let dw = _mm_cvtph_ps(_mm_loadl_epi64(tail.as_ptr().cast()));
+            for (acc, x) in acc.iter_mut().zip(&xs) {
+                let b = &x[i];
+                // Sums of fours of q * y (|sum| <= 4 * 63 * 128: i16), packed in pairs of
+                // registers as in the Q4_K kernel.
+                let dp = |r: usize| {
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[r], ld512_i8(&b.qs[64 * r..]))
+                };
+                let p01 = _mm512_packs_epi32(dp(0), dp(1));
+                let p23 = _mm512_packs_epi32(dp(2), dp(3));
+                let mut isum = dpwssd(_mm512_madd_epi16(p01, scales[0]), p23, scales[1]);
+                let bsums = _mm512_zextsi256_si512(ld256(bytemuck::cast_slice(&b.bsums)));
+                isum = dpwssd(isum, bsums, neg32);
+                let d =
+                    _mm512_permutexvar_ps(lane3, _mm512_castps128_ps512(_mm_mul_ps(dw, q8k_d(b))));
+                acc.d = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc.d);
             }
         }
-    }
-    if N == 4 {
-        let mut l = [0f32; 4];
-        // SAFETY: 4 writable f32.
-        unsafe { _mm_storeu_ps(l.as_mut_ptr(), sum4) };
-        out.copy_from_slice(&l[..N]);
-    } else {
-        *out = sumf;
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = a.sum();
+        }
     }
 }
 

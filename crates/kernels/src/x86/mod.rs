@@ -102,6 +102,9 @@ safe_wrappers!(
         q4_k_q8_k,
         q5_k_q8_k,
         q6_k_q8_k,
+        q4_k_q8_k_gfni,
+        q5_k_q8_k_gfni,
+        q6_k_q8_k_gfni,
     ],
 );
 
@@ -237,6 +240,26 @@ mod tile_safe {
     }
 }
 
+fn avx512_gfni_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
+    use avx512_safe::*;
+    Some(match ty {
+        GgmlType::Q4_K => q4_k_q8_k_gfni::four,
+        GgmlType::Q5_K => q5_k_q8_k_gfni::four,
+        GgmlType::Q6_K => q6_k_q8_k_gfni::four,
+        _ => return avx512_x4(ty),
+    })
+}
+
+/// [`AVX512`] with the K-quant kernels that split nibbles with GFNI (Ice Lake, Zen 4 and
+/// later have it; Cascade Lake has VNNI without it).
+const AVX512_GFNI: Kernels = Kernels {
+    q4_k: avx512_safe::q4_k_q8_k_gfni::one,
+    q5_k: avx512_safe::q5_k_q8_k_gfni::one,
+    q6_k: avx512_safe::q6_k_q8_k_gfni::one,
+    x4: avx512_gfni_x4,
+    ..AVX512
+};
+
 /// The AVX2 table if the CPU reports AVX2, FMA and F16C and the table passes the probe.
 pub(crate) fn avx2_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
@@ -246,6 +269,28 @@ pub(crate) fn avx2_table() -> Option<&'static Kernels> {
 /// The AVX-512 table if the CPU reports AVX512F/BW/VL, VNNI and the AVX2 set, and the table
 /// passes the probe.
 pub(crate) fn avx512_table() -> Option<&'static Kernels> {
+    avx512_gfni_table().or_else(avx512_plain_table)
+}
+
+/// The AVX-512 table with GFNI, if the CPU also reports GFNI and the table passes the probe.
+fn avx512_gfni_table() -> Option<&'static Kernels> {
+    static PASSED: OnceLock<bool> = OnceLock::new();
+    let ok = || has_avx512() && is_x86_feature_detected!("gfni") && probe::passes(&AVX512_GFNI);
+    (*PASSED.get_or_init(ok)).then_some(&AVX512_GFNI)
+}
+
+/// The AVX-512 table without GFNI.
+fn avx512_plain_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
     (*PASSED.get_or_init(|| has_avx512() && probe::passes(&AVX512))).then_some(&AVX512)
+}
+
+/// Every SIMD table this CPU runs (detected and probed), including those the dispatch passes
+/// over for a better one (AVX-512 without GFNI where GFNI is there), for the tests.
+pub(crate) fn simd_tables() -> Vec<&'static Kernels> {
+    let mut t = Vec::new();
+    t.extend(avx2_table());
+    t.extend(avx512_plain_table());
+    t.extend(avx512_gfni_table());
+    t
 }

@@ -143,9 +143,11 @@ try {
   await waitDone(page, 1, 120_000);
   const obs1 = await page.evaluate(() => window.__obs);
   const growing = obs1.filter((o) => o.status === "streaming" && o.len > 0);
-  const lens = [...new Set(growing.map((o) => o.len))];
+  const lens = growing.map((o) => o.len);
   note(`observed answer lengths while streaming: ${lens.join(", ")} (then status "${obs1[obs1.length - 1].status}")`);
-  check(lens.length >= 2 && lens.every((l, i) => i === 0 || l > lens[i - 1]), "the answer text grew over at least two observations before it completed");
+  // (Not strictly monotonic: a closing ** turns "**Paris" into a bold "Paris", two characters shorter.)
+  check(growing.length >= 2 && growing[growing.length - 1].len > growing[0].len,
+    `the answer text grew over at least two observations before it completed (${growing.length} observations)`);
   const a1 = await answerText(page);
   note(`answer: ${JSON.stringify(a1)}`);
   check(a1.includes("Paris"), 'the answer contains "Paris"');

@@ -18,6 +18,11 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== tests"
 cargo test --release --workspace
 
+# The HTTP server end to end: the real openai client against `lingqiao serve -m qwen05`.
+echo "== server (pytest, tests/server)"
+python3 -m pip install -q --disable-pip-version-check -r tests/server/requirements.txt
+python3 -m pytest -q tests/server
+
 # The default run above uses the best kernels this CPU has (AVX-512 here). The agreement
 # with llama.cpp must also hold on the other kernel tables: AVX2, and the scalar reference.
 echo "== golden tests on the AVX2 and scalar kernels (default run: $(./target/release/lingqiao run -m smollm2 -p hi -n 1 --temp 0 2>&1 >/dev/null | grep -o 'kernels: [a-z0-9]*'))"

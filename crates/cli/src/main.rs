@@ -4,6 +4,7 @@ mod bench;
 mod cost;
 mod inspect;
 mod run;
+mod serve;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
     },
     /// List the models that can be fetched, and which are installed.
     List,
+    /// Serve the model over an OpenAI-compatible HTTP API (and a chat page at /).
+    Serve(serve::ServeArgs),
     /// Measure prompt and generation speed (like llama-bench), cost and memory bandwidth.
     Bench(bench::BenchArgs),
 }
@@ -145,6 +148,7 @@ fn main() -> Result<()> {
         Command::Tokenize(a) => tokenize(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Serve(a) => serve::serve(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

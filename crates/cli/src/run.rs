@@ -4,6 +4,7 @@ use crate::ModelArgs;
 use crate::cost::{ProcessCost, human_bytes};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use lingqiao_engine::chat_template::encode_chat;
 use lingqiao_engine::{
     ChatMessage, ChatTemplate, GenerationStats, Sampler, SamplerConfig, Session,
 };
@@ -122,7 +123,7 @@ pub(crate) fn load_path(args: &ModelArgs, path: &std::path::Path) -> Result<Load
 }
 
 /// The model's chat template, or ChatML (as llama.cpp falls back) with a warning.
-fn chat_template(l: &Loaded) -> Result<ChatTemplate> {
+pub(crate) fn chat_template(l: &Loaded) -> Result<ChatTemplate> {
     let md = l.model.file.metadata();
     let piece = |id: Option<u32>| {
         id.and_then(|i| l.tokenizer.token_text(i))
@@ -138,14 +139,6 @@ fn chat_template(l: &Loaded) -> Result<ChatTemplate> {
         }
     };
     Ok(ChatTemplate::new(&source, &bos, &eos)?)
-}
-
-/// Tokenize a rendered chat prompt: special tokens are parsed, and BOS is added as the
-/// metadata says unless the template already wrote it.
-fn encode_chat(tok: &Tokenizer, text: &str) -> Vec<u32> {
-    let bos_text = tok.bos().and_then(|b| tok.token_text(b));
-    let has_bos = bos_text.is_some_and(|b| !b.is_empty() && text.starts_with(b));
-    tok.encode(text, !has_bos, true)
 }
 
 fn print_stats(l: &Loaded, st: &GenerationStats, start: &ProcessCost) {

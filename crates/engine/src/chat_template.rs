@@ -184,6 +184,14 @@ impl ChatTemplate {
     }
 }
 
+/// Tokenize a rendered chat prompt: special tokens are parsed, and BOS is added as the
+/// model's metadata says unless the template already wrote it.
+pub fn encode_chat(tok: &lingqiao_tokenizer::Tokenizer, text: &str) -> Vec<u32> {
+    let bos_text = tok.bos().and_then(|b| tok.token_text(b));
+    let has_bos = bos_text.is_some_and(|b| !b.is_empty() && text.starts_with(b));
+    tok.encode(text, !has_bos, true)
+}
+
 /// The message `raise_exception` was called with, carried as the source of the
 /// minijinja error so `render` can report it verbatim.
 #[derive(Debug)]

@@ -120,6 +120,27 @@ pub fn matmul_many_with(
     x: &[f32],
     n_tokens: usize,
 ) {
+    matmul_segments_with(k, outs, x, &[n_tokens])
+}
+
+/// [`matmul_many`] over a batch made of several sequences' tokens: `segments` are the
+/// lengths of consecutive runs of tokens that belong to one sequence (summing to the
+/// number of tokens). Each token's results are bit for bit those of running its segment
+/// alone: whether a token runs as part of a tile depends only on its segment's length,
+/// and the one- and four-token kernels agree bit for bit. This is what keeps a sequence's
+/// output independent of what else shares its batch (continuous batching).
+pub fn matmul_segments(outs: &mut [(WeightView, &mut [f32])], x: &[f32], segments: &[usize]) {
+    matmul_segments_with(Kernels::get(), outs, x, segments)
+}
+
+/// [`matmul_segments`] with an explicit kernel table.
+pub fn matmul_segments_with(
+    k: &Kernels,
+    outs: &mut [(WeightView, &mut [f32])],
+    x: &[f32],
+    segments: &[usize],
+) {
+    let n_tokens: usize = segments.iter().sum();
     let Some(cols) = outs.first().map(|(w, _)| w.cols) else {
         return;
     };
@@ -157,7 +178,8 @@ pub fn matmul_many_with(
     // form is built once from the quantized rows.
     // (Decoding never gets here: one token is below every format's threshold.)
     let tile_run = k.tile;
-    let tile_format = |ty| Format::of(ty).filter(|f| n_tokens >= f.min_tokens());
+    let longest = segments.iter().copied().max().unwrap_or(0);
+    let tile_format = |ty| Format::of(ty).filter(|f| longest >= f.min_tokens());
     let mut acts: Vec<((GgmlType, usize, bool), ActTile)> = Vec::new();
     if tile_run.is_some() && outs.iter().any(|(w, _)| tile_format(w.ty).is_some()) {
         let mut spare_acts = ACTS.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -188,6 +210,10 @@ pub fn matmul_many_with(
         dot: crate::VecDotFn,
         x4: Option<crate::VecDotX4Fn>,
         tile: Option<(Format, &'a ActTile, crate::tile::TileKernels)>,
+        /// Token ranges and whether they run as tiles: a segment long enough for this
+        /// format's tiles is one tile run; the tokens between such segments are one
+        /// run of four- and one-token kernels.
+        runs: Vec<(std::ops::Range<usize>, bool)>,
         chunk: usize,
         first_chunk: usize,
     }
@@ -209,6 +235,17 @@ pub fn matmul_many_with(
         if tile.is_some() {
             chunk = chunk.next_multiple_of(TILE_ROWS);
         }
+        let min_tile = tile.map_or(usize::MAX, |(f, _, _)| f.min_tokens());
+        let mut runs: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
+        let mut t0 = 0;
+        for &len in segments {
+            let tiled = len >= min_tile;
+            match runs.last_mut() {
+                Some((r, false)) if !tiled => r.end = t0 + len,
+                _ => runs.push((t0..t0 + len, tiled)),
+            }
+            t0 += len;
+        }
         jobs.push(Job {
             w: *w,
             w_row,
@@ -218,6 +255,7 @@ pub fn matmul_many_with(
             dot: k.vec_dot_fn(w.ty),
             x4: k.vec_dot_x4_fn(w.ty),
             tile,
+            runs,
             chunk,
             first_chunk: n_chunks,
         });
@@ -245,52 +283,55 @@ pub fn matmul_many_with(
             return;
         }
         let n_rows = j.w.rows;
-        if let Some((f, act, tk)) = j.tile {
-            TILE_W.with(|wt| {
-                let wt = &mut *wt.borrow_mut();
-                let mut buf = [0f32; TILE_TOKENS * TILE_ROWS];
-                for r0 in rows.clone().step_by(TILE_ROWS) {
-                    let r1 = (r0 + TILE_ROWS).min(rows.end);
-                    (tk.pack)(wt, &f, cols, &j.w.data[r0 * j.w_row..r1 * j.w_row], j.w_row);
-                    for t0 in (0..n_tokens).step_by(TILE_TOKENS) {
-                        let t1 = (t0 + TILE_TOKENS).min(n_tokens);
-                        (tk.run)(&f, wt, act, t0..t1, &mut buf);
-                        for t in t0..t1 {
-                            // SAFETY: rows r0..r1 belong to this thread's chunk.
-                            let o = unsafe { j.out.slice(t * n_rows + r0..t * n_rows + r1) };
-                            let at = (t - t0) * TILE_ROWS;
-                            let src = &buf[at..at + TILE_ROWS];
-                            if let Ok(o) = <&mut [f32; TILE_ROWS]>::try_from(&mut *o) {
-                                // A whole tile: one 64-byte move, not a memcpy call.
-                                *o = src.try_into().expect("TILE_ROWS elements");
-                            } else {
-                                o.copy_from_slice(&src[..r1 - r0]);
+        for (run, tiled) in &j.runs {
+            if *tiled {
+                let (f, act, tk) = j.tile.expect("tile runs only with tile kernels");
+                TILE_W.with(|wt| {
+                    let wt = &mut *wt.borrow_mut();
+                    let mut buf = [0f32; TILE_TOKENS * TILE_ROWS];
+                    for r0 in rows.clone().step_by(TILE_ROWS) {
+                        let r1 = (r0 + TILE_ROWS).min(rows.end);
+                        (tk.pack)(wt, &f, cols, &j.w.data[r0 * j.w_row..r1 * j.w_row], j.w_row);
+                        for t0 in run.clone().step_by(TILE_TOKENS) {
+                            let t1 = (t0 + TILE_TOKENS).min(run.end);
+                            (tk.run)(&f, wt, act, t0..t1, &mut buf);
+                            for t in t0..t1 {
+                                // SAFETY: rows r0..r1 belong to this thread's chunk.
+                                let o = unsafe { j.out.slice(t * n_rows + r0..t * n_rows + r1) };
+                                let at = (t - t0) * TILE_ROWS;
+                                let src = &buf[at..at + TILE_ROWS];
+                                if let Ok(o) = <&mut [f32; TILE_ROWS]>::try_from(&mut *o) {
+                                    // A whole tile: one 64-byte move, not a memcpy call.
+                                    *o = src.try_into().expect("TILE_ROWS elements");
+                                } else {
+                                    o.copy_from_slice(&src[..r1 - r0]);
+                                }
                             }
                         }
                     }
-                }
-            });
-            return;
-        }
-        for t0 in (0..n_tokens).step_by(TOKEN_TILE) {
-            let t1 = (t0 + TOKEN_TILE).min(n_tokens);
-            for (r, wr) in rows.clone().zip(w_rows.chunks_exact(j.w_row)) {
-                let mut t = t0;
-                if let Some(x4) = j.x4 {
-                    while t + 4 <= t1 {
-                        let mut o4 = [0f32; 4];
-                        x4(cols, wr, &j.xq[t * j.x_row..(t + 4) * j.x_row], &mut o4);
-                        for (i, v) in o4.into_iter().enumerate() {
-                            // SAFETY: row r belongs to this thread's chunk.
-                            unsafe { j.out.write((t + i) * n_rows + r, v) };
+                });
+                continue;
+            }
+            for t0 in run.clone().step_by(TOKEN_TILE) {
+                let t1 = (t0 + TOKEN_TILE).min(run.end);
+                for (r, wr) in rows.clone().zip(w_rows.chunks_exact(j.w_row)) {
+                    let mut t = t0;
+                    if let Some(x4) = j.x4 {
+                        while t + 4 <= t1 {
+                            let mut o4 = [0f32; 4];
+                            x4(cols, wr, &j.xq[t * j.x_row..(t + 4) * j.x_row], &mut o4);
+                            for (i, v) in o4.into_iter().enumerate() {
+                                // SAFETY: row r belongs to this thread's chunk.
+                                unsafe { j.out.write((t + i) * n_rows + r, v) };
+                            }
+                            t += 4;
                         }
-                        t += 4;
                     }
-                }
-                for t in t..t1 {
-                    let v = (j.dot)(cols, wr, &j.xq[t * j.x_row..(t + 1) * j.x_row]);
-                    // SAFETY: row r belongs to this thread's chunk.
-                    unsafe { j.out.write(t * n_rows + r, v) };
+                    for t in t..t1 {
+                        let v = (j.dot)(cols, wr, &j.xq[t * j.x_row..(t + 1) * j.x_row]);
+                        // SAFETY: row r belongs to this thread's chunk.
+                        unsafe { j.out.write(t * n_rows + r, v) };
+                    }
                 }
             }
         }

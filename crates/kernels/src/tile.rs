@@ -40,6 +40,11 @@ use std::ops::Range;
 /// Weight rows per tile: one 512-bit vector holds 4 bytes of each.
 pub const TILE_ROWS: usize = 16;
 
+/// The largest [`Format::min_tokens`]: a run of at least this many tokens of one sequence
+/// runs as tiles whatever the weight type. (Continuous batching sizes prompt chunks with it,
+/// so that a prompt's tokens take the same kernels whether or not part of it was cached.)
+pub const MAX_MIN_TOKENS: usize = 24;
+
 /// How a weight type maps onto tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Format {
@@ -78,7 +83,7 @@ impl Format {
     /// 0.72x at 16 and 1.21x at 32; Q6_K 0.86x at 16 and 1.24x at 32.
     pub fn min_tokens(&self) -> usize {
         match self.ty {
-            GgmlType::Q4_K | GgmlType::Q5_K => 24,
+            GgmlType::Q4_K | GgmlType::Q5_K => MAX_MIN_TOKENS,
             GgmlType::Q6_K => 20,
             _ => 8,
         }

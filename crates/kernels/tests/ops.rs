@@ -142,3 +142,47 @@ fn get_row_dequantizes_one_row() {
         assert!(get_row(&short, 0, &mut got).is_err());
     }
 }
+
+/// Continuous batching puts several sequences' tokens in one matmul. Each segment's
+/// results must be bit for bit those of the segment run alone, whatever its neighbours
+/// (tile-length prompts, single decode tokens) and the thread count.
+#[test]
+fn segmented_matmul_equals_each_segment_alone() {
+    let mut r = rng(23);
+    let (rows, cols) = (70, 512);
+    // Decode tokens, a short prompt, a tile-length prompt for every format, decode again.
+    let segments = [1usize, 1, 3, 1, 30, 1, 9, 1, 1];
+    let n: usize = segments.iter().sum();
+    for ty in FIXTURE_TYPES {
+        let data = random_weights(ty, rows * cols, &mut r);
+        let w = WeightView {
+            ty,
+            data: &data,
+            rows,
+            cols,
+        };
+        let x: Vec<f32> = (0..n * cols).map(|_| r.random_range(-2.0..2.0)).collect();
+        for threads in [1, 3] {
+            let mut batched = vec![f32::NAN; n * rows];
+            in_pool(threads, || {
+                lingqiao_kernels::ops::matmul_segments(&mut [(w, &mut batched)], &x, &segments)
+            });
+            let mut t0 = 0;
+            for &len in &segments {
+                let mut alone = vec![f32::NAN; len * rows];
+                in_pool(threads, || {
+                    matmul(&w, &x[t0 * cols..(t0 + len) * cols], len, &mut alone)
+                });
+                let got = &batched[t0 * rows..(t0 + len) * rows];
+                for (i, (a, b)) in got.iter().zip(&alone).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{ty} segment at {t0} (len {len}) element {i}, {threads} threads: batched {a} vs alone {b}"
+                    );
+                }
+                t0 += len;
+            }
+        }
+    }
+}

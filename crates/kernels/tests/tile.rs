@@ -186,3 +186,17 @@ fn tile_results_are_within_the_simd_bound_of_scalar_vec_dot() {
         println!("{ty:5} tile vs scalar vec_dot: max rel diff {worst:.2e}");
     }
 }
+
+/// The batching engine relies on MAX_MIN_TOKENS bounding every format's threshold.
+#[test]
+fn max_min_tokens_bounds_every_format() {
+    let types = tile_types();
+    assert!(!types.is_empty());
+    for ty in types {
+        let f = Format::of(ty).unwrap();
+        assert!(
+            f.min_tokens() <= lingqiao_kernels::tile::MAX_MIN_TOKENS,
+            "{ty}"
+        );
+    }
+}

@@ -24,6 +24,8 @@ pub enum ModelError {
     ContextFull { needed: usize, n_ctx: usize },
     #[error("empty batch")]
     EmptyBatch,
+    #[error("a sequence brought {n} tokens to one batch; at most {max} fit")]
+    BatchTooLarge { n: usize, max: usize },
     #[error(transparent)]
     Kernel(#[from] lingqiao_kernels::KernelError),
 }

@@ -9,21 +9,34 @@ use crate::kv_cache::{KvCache, LayerCache};
 use crate::ops;
 use crate::weights::Linear;
 use half::f16;
-use lingqiao_kernels::ops::{get_row, matmul_many};
+use lingqiao_kernels::ops::{get_row, matmul_segments};
 use lingqiao_pool::SharedMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Which positions of a batch get logits.
+/// What a batch returns for a sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
-    /// Only the last token of the batch (generation).
+    /// Logits of the last token only (generation).
     Last,
-    /// Every token (perplexity, scoring).
+    /// Logits of every token (perplexity, scoring).
     All,
+    /// Nothing: a chunk of a prompt whose logits nobody reads.
+    None,
+    /// Every token's final hidden state after the output norm, `(n, n_embd)`, instead of
+    /// logits (embeddings).
+    Hidden,
 }
 
 /// Tokens per forward chunk: bounds the activation buffers for long prompts.
 pub const N_BATCH: usize = 512;
+
+/// One sequence's part of a batched forward pass: its cache, the tokens to append (at
+/// most [`N_BATCH`]), and what to return.
+pub struct SeqBatch<'a> {
+    pub cache: &'a mut KvCache,
+    pub tokens: &'a [u32],
+    pub output: Logits,
+}
 
 impl Model {
     /// Run `tokens` at positions `cache.n_past..`, append their keys and values to the
@@ -37,6 +50,27 @@ impl Model {
         if tokens.is_empty() {
             return Err(ModelError::EmptyBatch);
         }
+        self.check(cache, tokens)?;
+        let mut out = Vec::new();
+        let n_chunks = tokens.len().div_ceil(N_BATCH);
+        for (ci, chunk) in tokens.chunks(N_BATCH).enumerate() {
+            let output = match mode {
+                Logits::Last if ci + 1 < n_chunks => Logits::None,
+                m => m,
+            };
+            let mut seq = [SeqBatch {
+                cache: &mut *cache,
+                tokens: chunk,
+                output,
+            }];
+            let [rows] = <[Vec<f32>; 1]>::try_from(self.forward_batch(&mut seq)?)
+                .expect("one sequence in, one out");
+            out.extend_from_slice(&rows);
+        }
+        Ok(out)
+    }
+
+    fn check(&self, cache: &KvCache, tokens: &[u32]) -> Result<(), ModelError> {
         let needed = cache.n_past + tokens.len();
         if needed > cache.n_ctx {
             return Err(ModelError::ContextFull {
@@ -48,32 +82,45 @@ impl Model {
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
             return Err(ModelError::TokenOutOfRange { id, n_vocab });
         }
-        cache.reserve(needed);
-        let mut logits = Vec::new();
-        let n_chunks = tokens.len().div_ceil(N_BATCH);
-        for (ci, chunk) in tokens.chunks(N_BATCH).enumerate() {
-            let rows: Vec<usize> = match mode {
-                Logits::All => (0..chunk.len()).collect(),
-                Logits::Last if ci + 1 == n_chunks => vec![chunk.len() - 1],
-                Logits::Last => Vec::new(),
-            };
-            self.forward_chunk(cache, chunk, &rows, &mut logits)?;
-        }
-        Ok(logits)
+        Ok(())
     }
 
-    fn forward_chunk(
-        &self,
-        cache: &mut KvCache,
-        tokens: &[u32],
-        out_rows: &[usize],
-        logits: &mut Vec<f32>,
-    ) -> Result<(), ModelError> {
+    /// One forward pass over several sequences at once (continuous batching): every
+    /// matrix product runs over all their tokens, attention runs each token over its own
+    /// sequence's cache. Returns, per sequence, what its `output` asks for.
+    ///
+    /// A sequence's results are bit for bit those of running it alone with the same
+    /// chunks: every per-token step depends only on that token and its own cache, and
+    /// the matrix products choose their kernels per sequence (`matmul_segments`).
+    pub fn forward_batch(&self, seqs: &mut [SeqBatch<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        for s in seqs.iter() {
+            if s.tokens.is_empty() {
+                return Err(ModelError::EmptyBatch);
+            }
+            if s.tokens.len() > N_BATCH {
+                return Err(ModelError::BatchTooLarge {
+                    n: s.tokens.len(),
+                    max: N_BATCH,
+                });
+            }
+            self.check(s.cache, s.tokens)?;
+        }
+        for s in seqs.iter_mut() {
+            let needed = s.cache.n_past + s.tokens.len();
+            s.cache.reserve(needed);
+        }
         let hp = &self.hp;
         let spec = hp.spec;
         let file = &self.file;
-        let n = tokens.len();
-        let p0 = cache.n_past;
+        let segments: Vec<usize> = seqs.iter().map(|s| s.tokens.len()).collect();
+        let n: usize = segments.iter().sum();
+        // Each token's sequence and position.
+        let mut starts = Vec::with_capacity(seqs.len()); // first token of each sequence
+        let mut pos = Vec::with_capacity(n);
+        for s in seqs.iter() {
+            starts.push(pos.len());
+            pos.extend(s.cache.n_past..s.cache.n_past + s.tokens.len());
+        }
         let n_embd = hp.n_embd;
         let q_dim = hp.n_head * hp.head_dim;
         let k_dim = hp.n_head_kv * hp.head_dim;
@@ -84,7 +131,7 @@ impl Model {
         // Token embeddings.
         let mut x = vec![0.0f32; n * n_embd]; // (n, n_embd)
         let embd = self.w.token_embd.view(file);
-        for (t, &id) in tokens.iter().enumerate() {
+        for (t, &id) in seqs.iter().flat_map(|s| s.tokens).enumerate() {
             get_row(&embd, id as usize, &mut x[t * n_embd..(t + 1) * n_embd])?;
         }
         if spec.embd_scale {
@@ -92,12 +139,12 @@ impl Model {
             x.iter_mut().for_each(|v| *v *= s);
         }
 
-        // RoPE tables for this batch's positions, for the global and the sliding layers.
+        // RoPE tables for the batch's positions, for the global and the sliding layers.
         let rope_tables = |base: f32, scale: f32| -> Vec<Vec<(f32, f32)>> {
-            (0..n)
-                .map(|t| {
+            pos.iter()
+                .map(|&p| {
                     let mut c = Vec::new();
-                    ops::rope_cache(p0 + t, hp.n_rot, base, scale, &mut c);
+                    ops::rope_cache(p, hp.n_rot, base, scale, &mut c);
                     c
                 })
                 .collect()
@@ -128,7 +175,7 @@ impl Model {
                 file,
                 &mut [(&lw.wq, &mut q), (&lw.wk, &mut k), (&lw.wv, &mut v)],
                 &xn,
-                n,
+                &segments,
             );
             if let (Some(qn), Some(kn)) = (&lw.q_norm, &lw.k_norm) {
                 q.chunks_mut(hp.head_dim)
@@ -137,8 +184,7 @@ impl Model {
                     .for_each(|h| ops::rms_norm_inplace(h, kn, hp.rms_eps));
             }
             let tables = if swa { &rope_swa } else { &rope_global };
-            for t in 0..n {
-                let tab = &tables[t];
+            for (t, tab) in tables.iter().enumerate() {
                 q[t * q_dim..(t + 1) * q_dim]
                     .chunks_mut(hp.head_dim)
                     .for_each(|h| ops::rope_apply(&mut h[..hp.n_rot], tab, neox));
@@ -153,15 +199,33 @@ impl Model {
                     1.0
                 }
             };
-            let layer = &mut cache.layers[il];
-            for t in 0..n {
-                let s = layer.slot(p0 + t);
-                store_f16(&mut layer.k[s * k_dim..][..k_dim], &k[t * k_dim..][..k_dim]);
-                store_f16(&mut layer.v[s * v_dim..][..v_dim], &v[t * v_dim..][..v_dim]);
+            for (s, &t0) in seqs.iter_mut().zip(&starts) {
+                let layer = &mut s.cache.layers[il];
+                for (i, p) in (s.cache.n_past..s.cache.n_past + s.tokens.len()).enumerate() {
+                    let (t, sl) = (t0 + i, layer.slot(p));
+                    store_f16(
+                        &mut layer.k[sl * k_dim..][..k_dim],
+                        &k[t * k_dim..][..k_dim],
+                    );
+                    store_f16(
+                        &mut layer.v[sl * v_dim..][..v_dim],
+                        &v[t * v_dim..][..v_dim],
+                    );
+                }
             }
             let window = if swa { hp.n_swa } else { 0 };
-            self.attention(&q, layer, p0, n, window, kq_scale, &mut attn);
-            linear(file, &lw.wo, &attn, n, &mut o);
+            let parts: Vec<AttnSeq<'_>> = seqs
+                .iter()
+                .zip(&starts)
+                .map(|(s, &t0)| AttnSeq {
+                    t0,
+                    n: s.tokens.len(),
+                    p0: s.cache.n_past,
+                    layer: &s.cache.layers[il],
+                })
+                .collect();
+            self.attention(&q, &parts, window, kq_scale, &mut attn);
+            linear(file, &lw.wo, &attn, &segments, &mut o);
             if let Some(w) = &lw.post_attn_norm {
                 norm_rows_inplace(&mut o, w, hp.rms_eps, n_embd);
             }
@@ -173,26 +237,36 @@ impl Model {
                 file,
                 &mut [(&lw.ffn_gate, &mut gate), (&lw.ffn_up, &mut up)],
                 &xn,
-                n,
+                &segments,
             );
             match spec.activation {
                 Activation::SiluGlu => ops::swiglu(&mut gate, &up),
                 Activation::GeluGlu => ops::geglu(&mut gate, &up),
             }
-            linear(file, &lw.ffn_down, &gate, n, &mut o);
+            linear(file, &lw.ffn_down, &gate, &segments, &mut o);
             if let Some(w) = &lw.post_ffn_norm {
                 norm_rows_inplace(&mut o, w, hp.rms_eps, n_embd);
             }
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         }
-        cache.n_past = p0 + n;
-
-        if out_rows.is_empty() {
-            return Ok(());
+        for s in seqs.iter_mut() {
+            s.cache.n_past += s.tokens.len();
         }
-        // Output head, only for the rows asked for.
-        let mut h = vec![0.0f32; out_rows.len() * n_embd]; // (rows, n_embd)
-        for (i, &r) in out_rows.iter().enumerate() {
+
+        // Output head, only for the rows asked for: normalized hidden states, then (unless
+        // hidden states were asked for) one matrix product over every sequence's rows.
+        let mut rows_of = Vec::with_capacity(seqs.len()); // (first token, rows) per sequence
+        for (s, &t0) in seqs.iter().zip(&starts) {
+            let len = s.tokens.len();
+            rows_of.push(match s.output {
+                Logits::Last => (t0 + len - 1, 1),
+                Logits::All | Logits::Hidden => (t0, len),
+                Logits::None => (t0, 0),
+            });
+        }
+        let n_out: usize = rows_of.iter().map(|r| r.1).sum();
+        let mut h = vec![0.0f32; n_out * n_embd]; // (rows, n_embd)
+        for (i, r) in rows_of.iter().flat_map(|&(t0, c)| t0..t0 + c).enumerate() {
             ops::rms_norm(
                 &x[r * n_embd..(r + 1) * n_embd],
                 &self.w.output_norm,
@@ -200,21 +274,44 @@ impl Model {
                 &mut h[i * n_embd..(i + 1) * n_embd],
             );
         }
-        let start = logits.len();
-        logits.resize(start + out_rows.len() * hp.n_vocab, 0.0);
-        linear(
-            file,
-            &self.w.output,
-            &h,
-            out_rows.len(),
-            &mut logits[start..],
-        ); // (rows, n_vocab)
-        if let Some(cap) = hp.final_logit_softcap {
-            logits[start..]
-                .iter_mut()
-                .for_each(|l| *l = (*l / cap).tanh() * cap);
+        let logit_rows: Vec<usize> = seqs
+            .iter()
+            .zip(&rows_of)
+            .filter(|(s, _)| s.output != Logits::Hidden)
+            .map(|(_, r)| r.1)
+            .collect();
+        let n_logit_rows: usize = logit_rows.iter().sum();
+        let mut logits = Vec::new();
+        if n_logit_rows > 0 {
+            // Hidden-state rows are left out of the product.
+            let mut hl = Vec::with_capacity(n_logit_rows * n_embd);
+            let mut at = 0;
+            for (s, r) in seqs.iter().zip(&rows_of) {
+                if s.output != Logits::Hidden {
+                    hl.extend_from_slice(&h[at * n_embd..(at + r.1) * n_embd]);
+                }
+                at += r.1;
+            }
+            let segs: Vec<usize> = logit_rows.into_iter().filter(|&c| c > 0).collect();
+            logits = vec![0.0f32; n_logit_rows * hp.n_vocab]; // (rows, n_vocab)
+            linear(file, &self.w.output, &hl, &segs, &mut logits);
+            if let Some(cap) = hp.final_logit_softcap {
+                logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
+            }
         }
-        Ok(())
+        let (mut at_h, mut at_l) = (0, 0);
+        let mut out = Vec::with_capacity(seqs.len());
+        for (s, r) in seqs.iter().zip(&rows_of) {
+            if s.output == Logits::Hidden {
+                out.push(h[at_h * n_embd..(at_h + r.1) * n_embd].to_vec());
+            } else {
+                let nv = hp.n_vocab;
+                out.push(logits[at_l * nv..(at_l + r.1) * nv].to_vec());
+                at_l += r.1;
+            }
+            at_h += r.1;
+        }
+        Ok(out)
     }
 
     /// Causal (optionally sliding-window) attention of the batch's queries over the cache.
@@ -222,13 +319,10 @@ impl Model {
     /// products and the probabilities to f16 for the V sum (ggml converts src1 of an F16
     /// mul_mat to F16). Work items are (token, KV head, slice of that head's query heads):
     /// every cached row is converted from f16 once per item and used by all its heads.
-    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         q: &[f32],
-        layer: &LayerCache,
-        p0: usize,
-        n: usize,
+        seqs: &[AttnSeq<'_>],
         window: usize,
         kq_scale: f32,
         out: &mut [f32],
@@ -238,13 +332,18 @@ impl Model {
         let group = hp.n_head / hp.n_head_kv;
         let (k_row, v_row) = (hp.n_head_kv * hd, hp.n_head_kv * hdv);
         let q_dim = hp.n_head * hd;
+        let n: usize = seqs.iter().map(|s| s.n).sum();
         // Enough items to keep every thread busy when a single token has few KV heads
-        // (gemma3-270m has one): split a group's query heads into slices.
+        // (gemma3-270m has one): split a group's query heads into slices. (How heads
+        // are grouped into items does not change any head's arithmetic.)
         let threads = lingqiao_pool::current_num_threads();
         let splits = (4 * threads).div_ceil(n * hp.n_head_kv).clamp(1, group);
         let per = group.div_ceil(splits);
         let splits = group.div_ceil(per);
         let n_items = n * hp.n_head_kv * splits;
+        // The sequence of each token.
+        let seq_of: Vec<&AttnSeq<'_>> =
+            seqs.iter().flat_map(|s| (0..s.n).map(move |_| s)).collect();
         let out = SharedMut::new(&mut out[..n * hp.n_head * hdv]);
         let next = AtomicUsize::new(0);
         lingqiao_pool::run(|_, _| {
@@ -261,7 +360,9 @@ impl Model {
                 let g = item / splits % hp.n_head_kv;
                 let h0 = g * group + item % splits * per;
                 let nh = per.min(g * group + group - h0);
-                let pos = p0 + t;
+                let sq = seq_of[t];
+                let layer = sq.layer;
+                let pos = sq.p0 + (t - sq.t0);
                 let lo = if window > 0 {
                     (pos + 1).saturating_sub(window)
                 } else {
@@ -304,9 +405,24 @@ impl Model {
     }
 }
 
-/// `out = W x (+ b)` for `n` rows of activations.
-fn linear(file: &lingqiao_gguf::GgufFile, w: &Linear, x: &[f32], n: usize, out: &mut [f32]) {
-    linear_many(file, &mut [(w, out)], x, n)
+/// One sequence's view for attention: its tokens are `t0..t0 + n` of the batch, at
+/// positions `p0..p0 + n` of its cache.
+struct AttnSeq<'a> {
+    t0: usize,
+    n: usize,
+    p0: usize,
+    layer: &'a LayerCache,
+}
+
+/// `out = W x (+ b)` for the batch's rows of activations (`segments`: rows per sequence).
+fn linear(
+    file: &lingqiao_gguf::GgufFile,
+    w: &Linear,
+    x: &[f32],
+    segments: &[usize],
+    out: &mut [f32],
+) {
+    linear_many(file, &mut [(w, out)], x, segments)
 }
 
 /// Several `out = W x (+ b)` of the same activations, in one parallel region.
@@ -314,14 +430,15 @@ fn linear_many(
     file: &lingqiao_gguf::GgufFile,
     ws: &mut [(&Linear, &mut [f32])],
     x: &[f32],
-    n: usize,
+    segments: &[usize],
 ) {
+    let n: usize = segments.iter().sum();
     let cols = ws[0].0.cols;
     let mut outs: Vec<_> = ws
         .iter_mut()
         .map(|(w, out)| (w.view(file), &mut out[..n * w.rows]))
         .collect();
-    matmul_many(&mut outs, &x[..n * cols], n);
+    matmul_segments(&mut outs, &x[..n * cols], segments);
     for (w, out) in ws.iter_mut() {
         if let Some(b) = &w.bias {
             out[..n * w.rows]

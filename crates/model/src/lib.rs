@@ -13,7 +13,7 @@ pub mod weights;
 
 pub use config::HParams;
 pub use error::ModelError;
-pub use forward::{Logits, N_BATCH};
+pub use forward::{Logits, N_BATCH, SeqBatch};
 pub use kv_cache::KvCache;
 
 use lingqiao_gguf::GgufFile;

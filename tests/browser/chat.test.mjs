@@ -93,17 +93,32 @@ async function ask(page, text) {
   await page.locator("#prompt").press("Enter");
 }
 
-let server, browser;
-try {
+// Starts `lingqiao serve` on a free port (its output appended to output/server.log) and waits
+// until /health answers.
+const serverLog = createWriteStream(join(outDir, "server.log"));
+async function startServer(extra = []) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  note(`server: ${bin} serve -m ${model} --port ${port}`);
-  const serverLog = createWriteStream(join(outDir, "server.log"));
-  server = spawn(bin, ["serve", "-m", model, "--port", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
-  server.stdout.pipe(serverLog);
-  server.stderr.pipe(serverLog);
+  const args = ["serve", "-m", model, "--port", String(port), ...extra];
+  note(`server: ${bin} ${args.join(" ").replace(/(--api-key )\S+/, "$1<key>")}`);
+  server = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  server.stdout.pipe(serverLog, { end: false });
+  server.stderr.pipe(serverLog, { end: false });
   const health = await waitHealthy(base, server, 180_000);
   note(`GET /health: ${health.trim().slice(0, 200)}`);
+  return base;
+}
+async function stopServer() {
+  if (!server || server.exitCode !== null) return;
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGTERM");
+  await Promise.race([exited, sleep(5_000)]);
+  if (server.exitCode === null && server.signalCode === null) { server.kill("SIGKILL"); await exited; }
+}
+
+let server, browser;
+try {
+  const base = await startServer();
 
   const models = await (await fetch(base + "/v1/models")).json().catch(() => null);
   const modelId = models && models.data && models.data[0] && models.data[0].id;
@@ -254,16 +269,50 @@ try {
   check((await page.locator('[data-testid="assistant-message"]').count()) === 0, "New chat empties the conversation");
   check(consoleErrors.length === 0, `no errors in the browser console${consoleErrors.length ? ": " + consoleErrors.join(" | ") : ""}`);
   check(foreign.length === 0, `the page loads nothing from elsewhere${foreign.length ? ": " + foreign.join(" ") : ""}`);
+  await context.close();
+
+  // 8. A server started with --api-key: the page asks for the key, sends it as a Bearer token,
+  //    keeps it, and shows the server's own 400 for a bad setting.
+  await stopServer();
+  const key = "test-key-" + Math.random().toString(36).slice(2);
+  const keyed = await startServer(["--api-key", key]);
+  const ctx2 = await browser.newContext({ viewport: { width: 1000, height: 700 }, colorScheme: "light" });
+  const p2 = await ctx2.newPage();
+  const auths = [];
+  p2.on("request", (r) => { if (r.url().endsWith("/v1/chat/completions")) auths.push(r.headers()["authorization"] || ""); });
+  await p2.goto(keyed + "/");
+  await p2.locator('[data-testid="error"]').waitFor({ state: "visible", timeout: 10_000 });
+  const e401 = (await p2.locator("#error-text").textContent()).trim();
+  note(`without a key: ${e401}`);
+  check(/401/.test(e401) && /API key/.test(e401), "a 401 from /v1/models is shown and asks for the API key");
+  check(await p2.locator("#settings").isVisible(), "the settings (with the API key field) open by themselves");
+  await p2.locator("#api-key").fill(key);
+  await p2.locator("#api-key").press("Tab");
+  await p2.waitForFunction((id) => document.getElementById("model-name").textContent === id, modelId, { timeout: 10_000 });
+  check(await p2.locator('[data-testid="error"]').isHidden(), "with the key the model shows and the 401 notice goes");
+  await p2.locator("#temperature").fill("5");
+  await ask(p2, "What is 2 + 2? Answer with just the number.");
+  await p2.locator('[data-testid="error"]').waitFor({ state: "visible", timeout: 10_000 });
+  const e400 = (await p2.locator("#error-text").textContent()).trim();
+  note(`temperature 5: ${e400}`);
+  check(/^Error 400/.test(e400) && /temperature/.test(e400), "the server's 400 for temperature 5 is shown");
+  await p2.locator("#temperature").fill("0");
+  await p2.locator("#prompt").press("Enter");
+  await waitDone(p2, 1, 120_000);
+  const a4 = await answerText(p2);
+  note(`answer: ${JSON.stringify(a4)}; stats: ${(await lastAnswer(p2).locator('[data-testid="stats"]').textContent()).trim()}`);
+  check(a4.includes("4"), 'the answer through the key-protected server contains "4"');
+  check(auths.length === 2 && auths.every((a) => a === "Bearer " + key), "every chat request carried Authorization: Bearer <key>");
+  await p2.reload();
+  await p2.waitForFunction((id) => document.getElementById("model-name").textContent === id, modelId, { timeout: 10_000 });
+  check(await p2.locator('[data-testid="error"]').isHidden(), "the key is remembered after a reload");
+  await ctx2.close();
 } catch (err) {
   failed++;
   note(`FAIL ${err && err.stack ? err.stack : err}`);
 } finally {
   if (browser) await browser.close().catch(() => {});
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await Promise.race([new Promise((r) => server.once("exit", r)), sleep(5_000)]);
-    if (server.exitCode === null) server.kill("SIGKILL");
-  }
+  await stopServer().catch(() => {});
   note(`browser test: ${passed} passed, ${failed} failed`);
   writeFileSync(join(outDir, "run.txt"), log.join("\n") + "\n");
   console.log(`${passed} passed, ${failed} failed`);

@@ -261,7 +261,8 @@ try {
   const imgs = await lastAnswer(page).locator("img, b").count();
   const codeBlocks = await lastAnswer(page).locator("pre code").count();
   check(imgs === 0 && !(await page.evaluate(() => window.__xss)), "markup in an answer is shown as text");
-  check(codeBlocks === 1, "a fenced code block is rendered as a code block");
+  const code = codeBlocks === 1 ? await lastAnswer(page).locator("pre code").textContent() : null;
+  check(codeBlocks === 1 && code === "<b>bold</b>", `a fenced code block is rendered as a code block, its text as text: ${JSON.stringify(code)}`);
   await page.unroute("**/v1/chat/completions");
 
   // 7. New chat empties the conversation.

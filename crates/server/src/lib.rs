@@ -67,6 +67,9 @@ pub struct AppState {
     /// When the server started (the `created` of `/v1/models`).
     pub started: u64,
     pub http: metrics::HttpCounters,
+    /// The vocabulary JSON schemas and tool calls are compiled against, built once; the
+    /// reason when it could not be (requests that need it then fail, the rest work).
+    pub vocab: Result<lingqiao_constrain::Vocab, String>,
 }
 
 impl AppState {
@@ -77,6 +80,10 @@ impl AppState {
         tokenizer: Arc<Tokenizer>,
         template: ChatTemplate,
     ) -> AppState {
+        let vocab = lingqiao_constrain::Vocab::new(&tokenizer).map_err(|e| e.to_string());
+        if let Err(e) = &vocab {
+            eprintln!("warning: no structured output (response_format, tools) for this model: {e}");
+        }
         let engine = Engine::start(model, tokenizer, cfg.engine.clone());
         AppState {
             engine,
@@ -86,6 +93,7 @@ impl AppState {
             api_key: cfg.api_key.clone(),
             started: response::unix_now(),
             http: metrics::HttpCounters::default(),
+            vocab,
         }
     }
 

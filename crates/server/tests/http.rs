@@ -401,3 +401,37 @@ async fn cors_preflight_needs_no_key() {
     let r = send("GET", "/health", Body::empty(), false).await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn structured_output() {
+    // A schema keyword that cannot be enforced is a 400 naming it, never unconstrained text.
+    let schema = json!({"type": "array", "uniqueItems": true});
+    let r = post(
+        "/v1/chat/completions",
+        chat_body(json!({"response_format": {"type": "json_schema",
+                                             "json_schema": {"name": "x", "schema": schema}}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let e = r.error();
+    assert_eq!(e["param"], "response_format.json_schema.schema");
+    assert!(e["message"].as_str().unwrap().contains("uniqueItems"));
+    // Even a random model writes a JSON object under the constraint.
+    let schema = json!({"type": "object", "properties": {"a": {"type": "boolean"}},
+                        "required": ["a"], "additionalProperties": false});
+    let r = post(
+        "/v1/chat/completions",
+        chat_body(
+            json!({"max_tokens": 40, "response_format": {"type": "json_schema",
+                         "json_schema": {"name": "x", "schema": schema}}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    if v["choices"][0]["finish_reason"] == "stop" {
+        let out: Value = serde_json::from_str(text).unwrap();
+        assert!(out["a"].is_boolean(), "{text}");
+    }
+}

@@ -28,3 +28,8 @@ python3 -m pytest -q tests/server
 echo "== golden tests on the AVX2 and scalar kernels (default run: $(./target/release/lingqiao run -m smollm2 -p hi -n 1 --temp 0 2>&1 >/dev/null | grep -o 'kernels: [a-z0-9]*'))"
 LINGQIAO_ISA=avx2 cargo test --release -p lingqiao-model --test golden_llamacpp --test qwen3_tiny
 LINGQIAO_FORCE_SCALAR=1 cargo test --release -p lingqiao-model --test golden_llamacpp --test qwen3_tiny
+
+# The chat page at / in a real browser, against the real server (tests/browser/run.sh
+# installs Debian's chromium and the pinned playwright-core when they are missing).
+echo "== browser test of the chat page"
+tests/browser/run.sh

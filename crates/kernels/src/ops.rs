@@ -312,9 +312,17 @@ pub fn matmul_segments_with(
                 });
                 continue;
             }
+            // A few tokens (several sequences decoding together) make one pass over the
+            // rows, which then come from memory as in one-token decoding: prefetch them
+            // the same way. Longer runs revisit each row per token tile and are compute-bound.
+            let stream = run.len() <= TOKEN_TILE;
             for t0 in run.clone().step_by(TOKEN_TILE) {
                 let t1 = (t0 + TOKEN_TILE).min(run.end);
                 for (r, wr) in rows.clone().zip(w_rows.chunks_exact(j.w_row)) {
+                    if stream {
+                        let ahead = r * j.w_row + PREFETCH_AHEAD;
+                        prefetch(j.w.data.get(ahead..ahead + j.w_row));
+                    }
                     let mut t = t0;
                     if let Some(x4) = j.x4 {
                         while t + 4 <= t1 {

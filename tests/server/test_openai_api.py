@@ -263,6 +263,22 @@ def test_tool_call_round_trip(client, choice):
     assert "22" in answer.message.content or "sunny" in answer.message.content.lower()
 
 
+def test_parallel_tool_calls(client):
+    # Default (as llama-server): one call. With parallel_tool_calls, one or more.
+    ask_ = dict(model=MODEL, tools=[WEATHER_TOOL], tool_choice="required", temperature=0,
+                max_tokens=160,
+                messages=[{"role": "user", "content": "What is the weather in Paris and in Rome?"}])
+    one = client.chat.completions.create(**ask_).choices[0]
+    assert one.finish_reason == "tool_calls"
+    assert len(one.message.tool_calls) == 1
+    many = client.chat.completions.create(**ask_, parallel_tool_calls=True).choices[0]
+    assert many.finish_reason == "tool_calls"
+    assert len(many.message.tool_calls) >= 1
+    for call in many.message.tool_calls:
+        assert call.function.name == "get_weather"
+        assert "city" in json.loads(call.function.arguments)
+
+
 def test_tool_call_streamed(client):
     chunks = list(client.chat.completions.create(
         model=MODEL, temperature=0, max_tokens=128, stream=True, tools=[WEATHER_TOOL],

@@ -140,11 +140,13 @@ pub fn json_schema(v: &Vocab, schema: &Value) -> Result<Box<dyn Constraint>, Con
     compile(v, TopLevelGrammar::from_json_schema(schema))
 }
 
-/// Tool calls (see the crate documentation for the format) under `choice`.
+/// Tool calls (see the crate documentation for the format) under `choice`: one call, or
+/// with `parallel` one or more in a row.
 pub fn tool_calls(
     v: &Vocab,
     tools: &[Value],
     choice: &ToolChoice,
+    parallel: bool,
 ) -> Result<Box<dyn Constraint>, ConstrainError> {
     let mut calls = Vec::new(); // (name, lark rule)
     for (i, tool) in tools.iter().enumerate() {
@@ -188,7 +190,13 @@ pub fn tool_calls(
         ToolChoice::Required => lark.push_str("start: calls\n"),
         ToolChoice::Named(_) => lark.push_str("start: call\n"),
     }
-    lark.push_str("calls: call (\"\\n\" call)*\n");
+    // Several calls in a row only when asked for (OpenAI's `parallel_tool_calls`): small
+    // models, once they have made one call, tend to go on calling for ever.
+    if parallel {
+        lark.push_str("calls: call (\"\\n\" call)*\n");
+    } else {
+        lark.push_str("calls: call\n");
+    }
     lark.push_str("call: ");
     for i in 0..selected.len() {
         if i > 0 {

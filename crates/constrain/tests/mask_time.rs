@@ -73,14 +73,14 @@ fn mask_time_per_token() {
         }}}),
     ];
     let t0 = std::time::Instant::now();
-    drop(tool_calls(&s.vocab, &tools, &ToolChoice::Required).unwrap());
+    drop(tool_calls(&s.vocab, &tools, &ToolChoice::Required, true).unwrap());
     eprintln!(
         "tool_calls: compiled in {:.2} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
     let mut times = Vec::new();
     for seed in 0..20 {
-        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required).unwrap();
+        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required, true).unwrap();
         times.extend(walk_unchecked(c.as_mut(), seed));
     }
     let tools_mean = report("tool_calls", times);

@@ -70,7 +70,8 @@ fn check(key: &str) {
         }
     };
     for seed in 0..15 {
-        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Named("search".into())).unwrap();
+        let mut c =
+            tool_calls(&s.vocab, &tools, &ToolChoice::Named("search".into()), true).unwrap();
         let w = walk_with(&s, c.as_mut(), seed, 3000, &[], &status);
         assert!(call_ok(&w.text), "{key} seed {seed}: {:?}", w.text);
     }

@@ -123,7 +123,7 @@ fn greedy_tool_call_validates() {
     let messages = [ChatMessage::user(
         "What is the weather like in Paris, in celsius?",
     )];
-    let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required).unwrap();
+    let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required, true).unwrap();
     let text = generate(&messages, Some(&tools), c.as_mut());
     eprintln!("{text}");
     let body = text
@@ -152,7 +152,7 @@ fn greedy_auto_is_text_or_a_call() {
         "What is the weather like in Paris, in celsius?",
         "Say hello in French, in one word.",
     ] {
-        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Auto).unwrap();
+        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Auto, true).unwrap();
         let text = generate(&[ChatMessage::user(question)], Some(&tools), c.as_mut());
         eprintln!("{question} -> {text:?}");
         if let Some(rest) = text.strip_prefix("<tool_call>\n") {

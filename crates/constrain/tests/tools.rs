@@ -140,7 +140,7 @@ fn required_gives_one_or_more_valid_calls() {
     let mut names = std::collections::BTreeSet::new();
     let mut most = 0;
     for seed in 0..seeds() {
-        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required).expect("compile");
+        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required, true).expect("compile");
         let w = walk(c.as_mut(), seed, 3000, &[], &status);
         let calls = parse_calls(&w.text, &v).unwrap_or_else(|| panic!("seed {seed}: {:?}", w.text));
         assert!(!calls.is_empty());
@@ -155,6 +155,27 @@ fn required_gives_one_or_more_valid_calls() {
     assert!(most > 1);
 }
 
+/// Without `parallel`, `required` gives exactly one call (of any tool), then ends.
+#[test]
+fn required_without_parallel_gives_one_call() {
+    let s = setup();
+    let tools = tools();
+    let v = validators(&tools);
+    let status = |t: &str| match parse_calls(t, &v) {
+        Some(calls) if calls.len() == 1 => Status::Complete,
+        _ => Status::Incomplete,
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for seed in 0..seeds() {
+        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Required, false).unwrap();
+        let w = walk(c.as_mut(), seed, 3000, &[], &status);
+        let calls = parse_calls(&w.text, &v).unwrap_or_else(|| panic!("seed {seed}: {:?}", w.text));
+        assert_eq!(calls.len(), 1, "seed {seed}: {:?}", w.text);
+        names.insert(calls[0].0.clone());
+    }
+    assert_eq!(names.len(), tools.len(), "{names:?}");
+}
+
 #[test]
 fn named_gives_exactly_that_call() {
     let s = setup();
@@ -166,7 +187,8 @@ fn named_gives_exactly_that_call() {
             _ => Status::Incomplete,
         };
         for seed in 0..seeds() / 2 {
-            let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Named(name.into())).unwrap();
+            let mut c =
+                tool_calls(&s.vocab, &tools, &ToolChoice::Named(name.into()), true).unwrap();
             let w = walk(c.as_mut(), seed, 3000, &[], &status);
             let calls = parse_calls(&w.text, &v).unwrap();
             assert_eq!(calls.len(), 1, "{:?}", w.text);
@@ -194,7 +216,7 @@ fn auto_is_free_text_or_calls() {
     };
     let (mut texts, mut with_calls) = (0, 0);
     for seed in 0..2 * seeds() {
-        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Auto).expect("compile");
+        let mut c = tool_calls(&s.vocab, &tools, &ToolChoice::Auto, true).expect("compile");
         // steer half of the walks into a call: uniform draws over the vocabulary rarely
         // start with `<tool_call>`
         let w = walk(c.as_mut(), seed, 3000, &[tool_call_token()], &status);
@@ -219,7 +241,7 @@ fn auto_is_free_text_or_calls() {
 fn auto_text_cannot_open_a_call_later() {
     let s = setup();
     let tok = &s.tok;
-    let mut c = tool_calls(&s.vocab, &tools(), &ToolChoice::Auto).unwrap();
+    let mut c = tool_calls(&s.vocab, &tools(), &ToolChoice::Auto, true).unwrap();
     let mut mask = vec![0u32; tok.n_vocab().div_ceil(32)];
     c.allowed(&mut mask).unwrap();
     let open = tool_call_token();
@@ -248,7 +270,7 @@ fn auto_text_cannot_open_a_call_later() {
 fn tool_errors() {
     let s = setup();
     let tools = tools();
-    let err = |t: &[Value], choice: &ToolChoice| match tool_calls(&s.vocab, t, choice) {
+    let err = |t: &[Value], choice: &ToolChoice| match tool_calls(&s.vocab, t, choice, true) {
         Ok(_) => panic!("compiled"),
         Err(e) => e,
     };

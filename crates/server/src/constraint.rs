@@ -31,7 +31,12 @@ pub fn for_chat(
                 ToolChoice::Named(n) => lingqiao_constrain::ToolChoice::Named(n.clone()),
             };
             (
-                lingqiao_constrain::tool_calls(vocab(state)?, tools, &choice),
+                lingqiao_constrain::tool_calls(
+                    vocab(state)?,
+                    tools,
+                    &choice,
+                    req.parallel_tool_calls,
+                ),
                 "tools",
             )
         }

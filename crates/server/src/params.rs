@@ -231,6 +231,9 @@ pub struct ChatRequest {
     /// The tool definitions as given (`{"type":"function","function":{..}}`).
     pub tools: Vec<Value>,
     pub tool_choice: ToolChoice,
+    /// Several tool calls in one answer. Default false, as llama-server (OpenAI's is true):
+    /// small models, once they have made one call, tend to go on calling.
+    pub parallel_tool_calls: bool,
 }
 
 impl ChatRequest {
@@ -265,6 +268,7 @@ pub const CHAT_KEYS: &[&str] = &[
     "response_format",
     "tools",
     "tool_choice",
+    "parallel_tool_calls",
     "stream",
     "stream_options",
     "n",
@@ -308,6 +312,7 @@ pub fn parse_chat(body: &Value) -> Result<ChatRequest, ApiError> {
         response_format,
         tools,
         tool_choice,
+        parallel_tool_calls: opt_bool(obj, "parallel_tool_calls")?.unwrap_or(false),
     })
 }
 

@@ -18,7 +18,9 @@ echo "== playwright-core (npm ci)"
 npm ci --no-audit --no-fund --loglevel=error
 
 echo "== lingqiao binary and model"
-(cd ../.. && cargo build --release -p lingqiao-cli)
+# The same build command as scripts/test.sh: with the same targets and features it is a
+# no-op there (building only lingqiao-cli unifies features differently and recompiles).
+(cd ../.. && cargo build --release --workspace --all-targets)
 ../../target/release/lingqiao serve --help >/dev/null
 ../../target/release/lingqiao pull qwen05
 

@@ -16,7 +16,8 @@
 //! `ControlFlow::Break` when nobody listens any more (a client disconnected): the slot is
 //! freed at once.
 
-use crate::sampler::{Sampler, SamplerConfig, log_softmax, top_logprobs};
+use crate::generate::common_prefix;
+use crate::sampler::{Sampler, SamplerConfig, log_softmax, top_of_logprobs};
 use lingqiao_model::{KvCache, Logits, Model, N_BATCH, SeqBatch};
 use lingqiao_pool::ThreadPool;
 use lingqiao_tokenizer::{StreamDecoder, Tokenizer};
@@ -443,15 +444,7 @@ impl<'a> Scheduler<'a> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.active.is_none())
-            .map(|(i, s)| {
-                let lcp = s
-                    .tokens
-                    .iter()
-                    .zip(prompt)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                (i, lcp, s.last_used)
-            })
+            .map(|(i, s)| (i, common_prefix(&s.tokens, prompt), s.last_used))
             .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
             .map(|(i, lcp, _)| (i, lcp))
             .expect("admit is only called with a free slot");
@@ -655,21 +648,14 @@ impl<'a> Scheduler<'a> {
             let lp = log_softmax(logits);
             TokenLogprob {
                 logprob: lp.get(id as usize).copied().unwrap_or(f32::NEG_INFINITY),
-                top: top_logprobs(logits, k),
+                top: top_of_logprobs(&lp, k),
             }
         });
         a.n_generated += 1;
         a.first_token.get_or_insert_with(Instant::now);
         a.held.push_str(&a.decoder.push(id));
         // Stop strings: everything before one is sent, the rest dropped.
-        let stop_at = a
-            .job
-            .req
-            .stop
-            .iter()
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| a.held.find(s.as_str()))
-            .min();
+        let stop_at = find_stop(&a.held, &a.job.req.stop);
         let text = match stop_at {
             Some(at) => a.held[..at].to_string(),
             None => {
@@ -710,8 +696,7 @@ impl<'a> Scheduler<'a> {
         // The decoder's held-back bytes, then any stop string they complete.
         let mut text = std::mem::take(&mut a.held);
         text.push_str(&a.decoder.finish());
-        let stops = a.job.req.stop.iter().filter(|s| !s.is_empty());
-        if let Some(at) = stops.filter_map(|s| text.find(s.as_str())).min() {
+        if let Some(at) = find_stop(&text, &a.job.req.stop) {
             text.truncate(at);
         }
         let now = Instant::now();
@@ -801,6 +786,15 @@ fn chunk_len(left: usize) -> usize {
 fn slot_full(slot: &Slot<'_>, n_ctx: usize) -> bool {
     // The next fed token would need position tokens.len().
     slot.tokens.len() >= n_ctx
+}
+
+/// Where the earliest stop string in `text` begins, if one does.
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
 }
 
 /// Bytes at the end of `held` that could still begin a stop string (to hold back).

@@ -103,12 +103,7 @@ impl<'m> Session<'m> {
                 n_ctx: self.cache.n_ctx,
             });
         }
-        let common = self
-            .tokens
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = common_prefix(&self.tokens, prompt);
         // At least one token must run to produce logits.
         let reuse = self.cache.truncate(common.min(prompt.len() - 1));
         self.tokens.truncate(reuse);
@@ -182,4 +177,9 @@ impl<'m> Session<'m> {
             stop,
         })
     }
+}
+
+/// How many leading tokens `a` and `b` share (what a cache holding `a` can reuse of `b`).
+pub(crate) fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }

@@ -420,11 +420,19 @@ pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
 /// The `k` most likely tokens with their log-probabilities, most likely first (lower id
 /// first on ties), as OpenAI's `top_logprobs` reports them.
 pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let k = k.min(logits.len());
+    if k.min(logits.len()) == 0 {
+        return Vec::new();
+    }
+    top_of_logprobs(&log_softmax(logits), k)
+}
+
+/// [`top_logprobs`] from log-probabilities already computed by [`log_softmax`] (a caller
+/// that also needs the chosen token's logprob computes the softmax once).
+pub fn top_of_logprobs(logp: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let k = k.min(logp.len());
     if k == 0 {
         return Vec::new();
     }
-    let logp = log_softmax(logits);
     let mut cands: Vec<Cand> = logp
         .iter()
         .enumerate()

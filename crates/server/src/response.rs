@@ -263,24 +263,8 @@ impl ChatChunks {
                 None,
             ));
         }
-        let mut last = self.chunk(json!({}), None, Some(finish));
-        // Usage is in every answer: on the finishing chunk, or (include_usage, as
-        // OpenAI) on a chunk of its own after it.
-        if !self.shape.include_usage {
-            last["usage"] = usage_json(usage);
-        } else {
-            out.push(last);
-            last = json!({
-                "id": self.shape.id,
-                "object": "chat.completion.chunk",
-                "created": self.shape.created,
-                "model": self.shape.model,
-                "choices": [],
-                "usage": usage_json(usage),
-            });
-        }
-        last["timings"] = timings_json(usage);
-        out.push(last);
+        let last = self.chunk(json!({}), None, Some(finish));
+        finish_stream(&self.shape, "chat.completion.chunk", last, usage, &mut out);
         out
     }
 }
@@ -338,25 +322,38 @@ impl CompletionChunks {
     }
 
     pub fn done(&mut self, text: &str, reason: FinishReason, usage: &Usage) -> Vec<Value> {
-        let mut last = self.chunk(text, None, Some(finish_reason(reason)));
+        let last = self.chunk(text, None, Some(finish_reason(reason)));
         let mut out = Vec::new();
-        if !self.shape.include_usage {
-            last["usage"] = usage_json(usage);
-        } else {
-            out.push(last);
-            last = json!({
-                "id": self.shape.id,
-                "object": "text_completion",
-                "created": self.shape.created,
-                "model": self.shape.model,
-                "choices": [],
-                "usage": usage_json(usage),
-            });
-        }
-        last["timings"] = timings_json(usage);
-        out.push(last);
+        finish_stream(&self.shape, "text_completion", last, usage, &mut out);
         out
     }
+}
+
+/// Push a stream's finishing chunk `last` with the usage, which is in every answer: on
+/// `last` itself, or (include_usage, as OpenAI) on a chunk of its own after it; the
+/// final chunk carries the `timings`.
+fn finish_stream(
+    shape: &Shape,
+    object: &str,
+    mut last: Value,
+    usage: &Usage,
+    out: &mut Vec<Value>,
+) {
+    if !shape.include_usage {
+        last["usage"] = usage_json(usage);
+    } else {
+        out.push(last);
+        last = json!({
+            "id": shape.id,
+            "object": object,
+            "created": shape.created,
+            "model": shape.model,
+            "choices": [],
+            "usage": usage_json(usage),
+        });
+    }
+    last["timings"] = timings_json(usage);
+    out.push(last);
 }
 
 #[cfg(test)]

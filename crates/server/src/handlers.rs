@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::params::{self, Common, Input, Prompt};
-use crate::response::{self, ChatChunks, CompletionChunks, Shape};
+use crate::response::{self, ChatChunks, CompletionChunks, Shape, StreamChunks};
 use crate::{AppState, BODY_LIMIT, constraint, metrics, tools};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Path, Request, State};
@@ -252,11 +252,29 @@ async fn collect(
 
 /// Stream `first`, then what `on_event` makes of each event, as server-sent events ending
 /// in `data: [DONE]`. A failure midway is sent as an `{"error": ..}` event.
+/// Stream the engine's events as server-sent events: `first`, then each token through
+/// `on_token` (its visible text and logprobs) into `chunks`, then the finishing chunks (or
+/// the error), then `[DONE]`.
 fn sse_response(
     mut rx: mpsc::UnboundedReceiver<Event>,
     first: Vec<Value>,
-    mut on_event: impl FnMut(Event) -> Vec<Value> + Send + 'static,
+    mut chunks: impl StreamChunks,
+    mut on_token: impl FnMut(u32, String, Option<TokenLogprob>) -> (String, Option<Value>)
+    + Send
+    + 'static,
 ) -> Response {
+    let mut on_event = move |ev: Event| match ev {
+        Event::Token { id, text, logprob } => {
+            let (text, lp) = on_token(id, text, logprob);
+            chunks.token(&text, lp).into_iter().collect()
+        }
+        Event::Done {
+            text,
+            reason,
+            usage,
+        } => chunks.done(&text, reason, &usage),
+        Event::Error(e) => vec![ApiError::internal(format!("generation failed: {e}")).body()],
+    };
     let (tx, frames) = mpsc::channel::<Result<Bytes, Infallible>>(32);
     tokio::spawn(async move {
         for v in &first {
@@ -331,21 +349,12 @@ pub async fn chat(
         include_usage: req.common.include_usage,
     };
     if req.common.stream {
-        let mut chunks = ChatChunks::new(shape);
+        let chunks = ChatChunks::new(shape);
         let first = vec![chunks.start()];
-        return Ok(sse_response(rx, first, move |ev| match ev {
-            Event::Token { id, text, logprob } => {
-                let tok = state.tokenizer();
-                let text = visible_text(tok, id, text, uses_tools);
-                let lp = logprob.map(|l| response::chat_logprob(tok, id, &l));
-                chunks.token(&text, lp).into_iter().collect()
-            }
-            Event::Done {
-                text,
-                reason,
-                usage,
-            } => chunks.done(&text, reason, &usage),
-            Event::Error(e) => vec![ApiError::internal(format!("generation failed: {e}")).body()],
+        return Ok(sse_response(rx, first, chunks, move |id, text, logprob| {
+            let tok = state.tokenizer();
+            let text = visible_text(tok, id, text, uses_tools);
+            (text, logprob.map(|l| response::chat_logprob(tok, id, &l)))
         }));
     }
     let tok = state.tokenizer();
@@ -394,22 +403,19 @@ pub async fn completions(
         include_usage: req.common.include_usage,
     };
     if req.common.stream {
-        let mut chunks = CompletionChunks::new(shape);
+        let chunks = CompletionChunks::new(shape);
         let mut offset = 0;
-        return Ok(sse_response(rx, vec![], move |ev| match ev {
-            Event::Token { id, text, logprob } => {
+        return Ok(sse_response(
+            rx,
+            vec![],
+            chunks,
+            move |id, text, logprob| {
                 let lp = logprob
                     .map(|l| response::completion_logprobs(state.tokenizer(), &[(id, l)], offset));
                 offset += text.len();
-                chunks.token(&text, lp).into_iter().collect()
-            }
-            Event::Done {
-                text,
-                reason,
-                usage,
-            } => chunks.done(&text, reason, &usage),
-            Event::Error(e) => vec![ApiError::internal(format!("generation failed: {e}")).body()],
-        }));
+                (text, lp)
+            },
+        ));
     }
     let mut items = Vec::new();
     let done = collect(rx, |id, text, lp| {

@@ -293,6 +293,31 @@ pub fn completion(
     })
 }
 
+/// The chunks of a streamed answer, chat or completion: one per token (if it shows
+/// anything), and the finishing ones.
+pub trait StreamChunks: Send + 'static {
+    fn token(&mut self, text: &str, logprobs: Option<Value>) -> Option<Value>;
+    fn done(&mut self, text: &str, reason: FinishReason, usage: &Usage) -> Vec<Value>;
+}
+
+impl StreamChunks for ChatChunks {
+    fn token(&mut self, text: &str, logprobs: Option<Value>) -> Option<Value> {
+        ChatChunks::token(self, text, logprobs)
+    }
+    fn done(&mut self, text: &str, reason: FinishReason, usage: &Usage) -> Vec<Value> {
+        ChatChunks::done(self, text, reason, usage)
+    }
+}
+
+impl StreamChunks for CompletionChunks {
+    fn token(&mut self, text: &str, logprobs: Option<Value>) -> Option<Value> {
+        CompletionChunks::token(self, text, logprobs)
+    }
+    fn done(&mut self, text: &str, reason: FinishReason, usage: &Usage) -> Vec<Value> {
+        CompletionChunks::done(self, text, reason, usage)
+    }
+}
+
 /// Chunks of a streamed `text_completion`.
 pub struct CompletionChunks {
     shape: Shape,

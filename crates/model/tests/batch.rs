@@ -4,36 +4,10 @@
 //! kind. This is what lets the server promise that a request's tokens do not depend on
 //! what else is running.
 
+mod common;
+
+use common::{load, tokens};
 use lingqiao_model::{Logits, Model, SeqBatch};
-use std::path::PathBuf;
-
-fn load(file: &str) -> Model {
-    let home = std::env::var_os("LINGQIAO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lingqiao")
-        });
-    let path = home.join("models").join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: run `lingqiao pull` first",
-        path.display()
-    );
-    Model::load(&path).unwrap()
-}
-
-/// Deterministic pseudo-random token ids (a 64-bit LCG), avoiding the first 10 specials.
-fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (10 + (s >> 33) as usize % (n_vocab - 10)) as u32
-        })
-        .collect()
-}
 
 /// Steps of three sequences: (tokens per sequence this step, output kind), where 0 tokens
 /// means the sequence sits the step out.

@@ -28,6 +28,8 @@
 //! The models come from the cache (`lingqiao pull smollm2 gemma3 qwen05`); a missing
 //! model fails the test.
 
+mod common;
+
 use lingqiao_model::{Logits, Model};
 use lingqiao_tokenizer::Tokenizer;
 use std::path::PathBuf;
@@ -62,17 +64,7 @@ fn load(key: &str) -> (Model, Tokenizer, Vec<Prompt>) {
             .unwrap();
     let file = manifest["model_file"].as_str().unwrap();
     let file = std::path::Path::new(file).file_name().unwrap();
-    let home = std::env::var_os("LINGQIAO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lingqiao")
-        });
-    let path = home.join("models").join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: run `lingqiao pull {key}` first",
-        path.display()
-    );
+    let path = common::model_file(file.to_str().expect("UTF-8 file name"));
     let model = Model::load(&path).unwrap();
     let tok = Tokenizer::from_gguf(model.file.metadata()).unwrap();
     let prompts = manifest["prompts"]

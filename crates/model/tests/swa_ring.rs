@@ -3,35 +3,17 @@
 //! that keeps every position, including after the ring has wrapped several times, and a
 //! rewind into overwritten history must be refused (recompute) rather than read stale slots.
 
+mod common;
+
 use lingqiao_model::{Logits, Model, N_BATCH};
-use std::path::PathBuf;
 
 fn gemma3() -> Model {
-    let home = std::env::var_os("LINGQIAO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lingqiao")
-        });
-    let path = home.join("models/gemma-3-270m-q4_k_m.gguf");
-    assert!(
-        path.exists(),
-        "{} is missing: run `lingqiao pull gemma3` first",
-        path.display()
-    );
-    Model::load(&path).unwrap()
+    common::load("gemma-3-270m-q4_k_m.gguf")
 }
 
-/// Deterministic pseudo-random token ids (a 64-bit LCG), avoiding the first 10 specials.
+/// The pseudo-random ids these tests were written with.
 fn tokens(n: usize, n_vocab: usize) -> Vec<u32> {
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (10 + (s >> 33) as usize % (n_vocab - 10)) as u32
-        })
-        .collect()
+    common::tokens(n, n_vocab, 0x2545_f491_4f6c_dd1d)
 }
 
 #[test]

@@ -238,7 +238,8 @@ pub fn matmul_segments_with(
         let min_tile = tile.map_or(usize::MAX, |(f, _, _)| f.min_tokens());
         let mut runs: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
         let mut t0 = 0;
-        for &len in segments {
+        // One token (decoding) takes its own path below: no runs, no allocation per matrix.
+        for &len in segments.iter().filter(|_| n_tokens > 1) {
             let tiled = len >= min_tile;
             match runs.last_mut() {
                 Some((r, false)) if !tiled => r.end = t0 + len,

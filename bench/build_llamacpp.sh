@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build llama.cpp's llama-bench, llama-completion and llama-simple for side-by-side
-# comparisons (bench/compare.py). Nothing of it is committed: the source and the build live
+# Build llama.cpp's llama-bench, llama-completion, llama-simple, llama-quantize and
+# llama-perplexity for side-by-side comparisons (bench/compare.py) and the references of
+# the quantize and perplexity tests (tools/reference). Nothing of it is committed: the source and the build live
 # in ~/.cache/lingqiao/llamacpp (or $LLAMACPP_DIR).
 #
 # The source is the llama.cpp vendored in the llama-cpp-python 0.3.36 source package from
@@ -12,7 +13,7 @@
 # with VBMI, VNNI and BF16 on; AMX off (the CPUs list it but AMX instructions fault).
 # Everything else is llama.cpp's default (OpenMP, llamafile sgemm, CPU repack).
 #
-# Idempotent: exits at once when the three binaries exist. Usage:
+# Idempotent: exits at once when all the binaries exist. Usage:
 #   bash bench/build_llamacpp.sh          # JOBS=2 by default; JOBS=1 on a busy machine
 set -euo pipefail
 
@@ -22,9 +23,11 @@ SRC=$DIR/src
 BUILD=$DIR/build
 BIN=$BUILD/bin
 JOBS=${JOBS:-2}
-TARGETS=(llama-bench llama-completion llama-simple)
+TARGETS=(llama-bench llama-completion llama-simple llama-quantize llama-perplexity)
 
-if [[ -x $BIN/llama-bench && -x $BIN/llama-completion && -x $BIN/llama-simple ]]; then
+all_built=1
+for t in "${TARGETS[@]}"; do [[ -x $BIN/$t ]] || all_built=0; done
+if ((all_built)); then
     echo "llama.cpp already built in $BIN"
     exit 0
 fi
@@ -56,7 +59,7 @@ if [[ -z $CMAKE ]]; then
 fi
 echo "cmake: $CMAKE ($("$CMAKE" --version | head -1))"
 
-# 3. Configure and build only the three targets.
+# 3. Configure and build only these targets.
 FLAGS=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=OFF

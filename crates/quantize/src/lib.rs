@@ -9,7 +9,6 @@
 
 mod plan;
 mod run;
-mod shim;
 mod target;
 
 use std::collections::BTreeMap;

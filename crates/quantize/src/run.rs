@@ -276,7 +276,7 @@ fn convert(
                 .chunks_exact(src_row)
                 .zip(f32s.chunks_exact_mut(ncols))
                 .try_for_each(|(s, d)| lingqiao_kernels::dequantize_row(t.ty, s, d))
-                .and_then(|()| crate::shim::quantize_weights(to, &f32s[..rows * ncols], out));
+                .and_then(|()| lingqiao_kernels::quantize_weights(to, &f32s[..rows * ncols], out));
             if let Err(e) = result {
                 failure.lock().unwrap().get_or_insert(kernel(e));
                 return;

@@ -103,7 +103,10 @@ fn smollm2_files_equal_llama_quantize() {
             std::fs::remove_file(&path).unwrap();
         }
     }
-    assert!(failures.is_empty(), "differ from llama-quantize: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "differ from llama-quantize: {failures:?}"
+    );
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
@@ -147,7 +150,9 @@ fn greedy_agrees(path: &std::path::Path, rec: &serde_json::Value) -> usize {
         .map(|m| m.as_f64().unwrap() as f32)
         .collect();
     let mut cache = model.new_cache(prompt_ids.len() + want.len() + 1);
-    let mut logits = model.forward(&mut cache, &prompt_ids, Logits::Last).unwrap();
+    let mut logits = model
+        .forward(&mut cache, &prompt_ids, Logits::Last)
+        .unwrap();
     let mut exact = None;
     let mut decisive_disagreements = Vec::new();
     for (i, (&w, &m)) in want.iter().zip(&margins).enumerate() {
@@ -178,7 +183,11 @@ fn smollm2_our_files_are_the_ones_llama_cpp_ran() {
     for name in ["Q4_K_M", "Q8_0"] {
         let rec = &generated["ours"][name];
         let path = smollm2_ours(name.parse().unwrap());
-        assert_eq!(sha256_file(&path), rec["sha256"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            sha256_file(&path),
+            rec["sha256"].as_str().unwrap(),
+            "{name}"
+        );
         let exact = greedy_agrees(&path, rec);
         eprintln!(
             "smollm2 {name} (ours): exact greedy prefix {exact}/{} with llama.cpp: {:?}",

@@ -3,6 +3,7 @@
 mod bench;
 mod cost;
 mod inspect;
+mod perplexity;
 mod run;
 mod serve;
 
@@ -47,6 +48,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure prompt and generation speed (like llama-bench), cost and memory bandwidth.
     Bench(bench::BenchArgs),
+    /// Perplexity on a text as llama-perplexity measures it, and the KL divergence from a
+    /// base model's saved log-probs.
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -148,6 +152,7 @@ fn main() -> Result<()> {
         Command::Tokenize(a) => tokenize(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Serve(a) => serve::serve(a),
         Command::Pull { keys, force } => {
             for key in keys {

@@ -4,6 +4,7 @@ mod bench;
 mod cost;
 mod inspect;
 mod quantize;
+mod perplexity;
 mod run;
 mod serve;
 
@@ -50,6 +51,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a model with its weights quantized (llama-quantize's types and mixes).
     Quantize(quantize::QuantizeArgs),
+    /// Perplexity on a text as llama-perplexity measures it, and the KL divergence from a
+    /// base model's saved log-probs.
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -151,6 +155,7 @@ fn main() -> Result<()> {
         Command::Tokenize(a) => tokenize(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Serve(a) => serve::serve(a),
         Command::Quantize(a) => quantize::quantize(a),
         Command::Pull { keys, force } => {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cost;
+mod import;
 mod inspect;
 mod run;
 mod serve;
@@ -47,6 +48,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure prompt and generation speed (like llama-bench), cost and memory bandwidth.
     Bench(bench::BenchArgs),
+    /// Convert a Hugging Face model directory (safetensors) to GGUF.
+    Import(import::ImportArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -149,6 +152,7 @@ fn main() -> Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Import(a) => import::import(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

@@ -249,6 +249,7 @@ fn plan(
     let mut plan = Vec::new();
     let mut add = |hf: &str, gguf: String, expected: Vec<usize>, permute: Option<usize>| {
         let t = tensors.need(hf)?;
+        t.check_dtype(hf)?;
         if t.shape != expected.as_slice() && hf != arch::TOKEN_EMBD.0 {
             return Err(ImportError::BadShape {
                 name: hf.to_string(),

@@ -146,6 +146,16 @@ impl TensorRef<'_> {
         self.shape.iter().product()
     }
 
+    pub(crate) fn check_dtype(&self, name: &str) -> Result<(), ImportError> {
+        match self.dtype {
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 => Ok(()),
+            other => Err(ImportError::UnsupportedDtype {
+                name: name.to_string(),
+                dtype: format!("{other:?}"),
+            }),
+        }
+    }
+
     /// The values as f32 (exact for every accepted dtype).
     pub(crate) fn to_f32(&self, name: &str) -> Result<Vec<f32>, ImportError> {
         let d = self.data;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate testdata/import/<arch>/: tiny randomly initialised Hugging Face model
-directories (llama, qwen2, qwen3, gemma3) as `transformers` saves them, with a tiny
+directories (llama, llama-rope, qwen2, qwen3, gemma3) as `transformers` saves them, with a tiny
 trained tokenizer each, plus transformers' logits and HF tokenizers' ids as the
 independent reference for `lingqiao import` (crates/import/tests).
 
@@ -26,7 +26,8 @@ Choices:
   N(0,1)/sqrt(fan_in), biases N(0, 0.1), every RMSNorm weight U(0.5, 1.5) (gemma3:
   U(-0.5, 0.5), since HF computes x*(1+w) there) so a skipped, swapped or unshifted
   norm shows in the logits.
-- dtypes: llama F32 saved in several shards (exercises the index), qwen2 BF16
+- dtypes: llama F32 saved in several shards (exercises the index); llama-rope one
+  layer with llama3 RoPE scaling (rope_freqs); qwen2 BF16
   (exercises dtype conversion; its reference logits come from the BF16 weights
   upcast to F32, so the reference sees exactly the stored values), qwen3 F32 with
   head_dim != hidden/heads, gemma3 F32 with tied embeddings, sliding window 4 and
@@ -143,6 +144,20 @@ def arches() -> dict[str, dict]:
             config=LlamaConfig(**base, rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
                                tie_word_embeddings=False, bos_token_id=N_VOCAB - 3, eos_token_id=N_VOCAB - 1),
             dtype=torch.float32, shard="60KB",
+            tokenizer=lambda: byte_level_bpe(LLAMA3_RE, ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"],
+                                             nfc=False),
+            tok_config=dict(bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", chat_template=LLAMA3_TMPL),
+        ),
+        # llama3 RoPE scaling (Llama 3.1/3.2): original context 16 so that, at these
+        # positions, every dimension but the fastest is slowed 8x by rope_freqs
+        "llama-rope": dict(
+            cls=LlamaForCausalLM,
+            config=LlamaConfig(**{**base, "num_hidden_layers": 1}, tie_word_embeddings=False,
+                               rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                "original_max_position_embeddings": 16},
+                               bos_token_id=N_VOCAB - 3, eos_token_id=N_VOCAB - 1),
+            dtype=torch.float32, shard=None,
             tokenizer=lambda: byte_level_bpe(LLAMA3_RE, ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"],
                                              nfc=False),
             tok_config=dict(bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", chat_template=LLAMA3_TMPL),
@@ -268,7 +283,7 @@ def build(arch: str, a: dict) -> dict:
     if "tokenize" in cross:
         cross["tokenize_agrees_with_hf"] = [c == t["ids"] for c, t in zip(cross.pop("tokenize"), texts)]
     manifest = {
-        "arch": arch,
+        "arch": arch.split("-")[0],
         "hf_class": a["cls"].__name__,
         "stored_dtype": str(a["dtype"]).removeprefix("torch."),
         "sharded": bool(a["shard"]),

@@ -26,6 +26,7 @@ pub(crate) struct HfConfig {
     pub rope_theta_swa: Option<f32>,
     /// Linear RoPE scaling factor (positions divided by it).
     pub rope_linear_factor: Option<f32>,
+    pub rope_llama3: Option<Llama3Rope>,
     pub tied: bool,
     pub sliding_window: Option<usize>,
     /// Per layer: sliding-window attention?
@@ -60,8 +61,17 @@ fn f32_key(c: &Json, key: &str) -> Result<Option<f32>, ImportError> {
 
 /// RoPE parameters: transformers 5's `rope_parameters` (per layer type for gemma3) or
 /// the older `rope_theta` / `rope_scaling` / `rope_local_base_freq`.
-/// (rope_theta, rope_theta of sliding-window layers, linear scaling factor)
-type Rope = (Option<f32>, Option<f32>, Option<f32>);
+/// llama3 RoPE scaling (`rope_type: "llama3"`): per-dimension frequency divisors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Llama3Rope {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_ctx: f64,
+}
+
+/// (rope_theta, rope_theta of sliding-window layers, linear scaling factor, llama3)
+type Rope = (Option<f32>, Option<f32>, Option<f32>, Option<Llama3Rope>);
 
 fn rope(c: &Json) -> Result<Rope, ImportError> {
     let (full, swa_theta) = match c.get("rope_parameters").filter(|v| v.is_object()) {
@@ -91,8 +101,20 @@ fn rope(c: &Json) -> Result<Rope, ImportError> {
         .get("rope_type")
         .or_else(|| full.get("type"))
         .and_then(Json::as_str);
+    let num = |key: &str, default: f64| -> Result<f64, ImportError> {
+        Ok(f32_key(&full, key)?.map_or(default, f64::from))
+    };
+    let llama3 = match kind {
+        Some("llama3") => Some(Llama3Rope {
+            factor: num("factor", 8.0)?,
+            low_freq_factor: num("low_freq_factor", 1.0)?,
+            high_freq_factor: num("high_freq_factor", 4.0)?,
+            original_ctx: num("original_max_position_embeddings", 8192.0)?,
+        }),
+        _ => None,
+    };
     let factor = match kind {
-        None | Some("default") => None,
+        None | Some("default") | Some("llama3") => None,
         Some("linear") => Some(
             f32_key(&full, "factor")?
                 .filter(|f| *f > 0.0)
@@ -105,7 +127,7 @@ fn rope(c: &Json) -> Result<Rope, ImportError> {
             });
         }
     };
-    Ok((theta, swa_theta, factor))
+    Ok((theta, swa_theta, factor, llama3))
 }
 
 impl HfConfig {
@@ -161,7 +183,16 @@ impl HfConfig {
                 });
             }
         }
-        let (rope_theta, rope_theta_swa, rope_linear_factor) = rope(c)?;
+        let (rope_theta, rope_theta_swa, rope_linear_factor, rope_llama3) = rope(c)?;
+        if rope_llama3.is_some() && arch.gguf != "llama" {
+            return Err(ImportError::UnsupportedConfig {
+                what: "RoPE scaling \"llama3\"".into(),
+                why: format!(
+                    "only llama's converter writes rope_freqs, not {}'s",
+                    arch.gguf
+                ),
+            });
+        }
         let sliding_window = if gemma {
             usize_key(c, "sliding_window")?
         } else {
@@ -209,6 +240,7 @@ impl HfConfig {
             rope_theta,
             rope_theta_swa,
             rope_linear_factor,
+            rope_llama3,
             tied: c
                 .get("tie_word_embeddings")
                 .and_then(Json::as_bool)
@@ -217,6 +249,34 @@ impl HfConfig {
             swa_layers,
             final_logit_softcap: f32_key(c, "final_logit_softcapping")?.filter(|v| *v > 0.0),
         })
+    }
+
+    /// `rope_freqs.weight` for llama3 RoPE scaling, as llama.cpp's converter computes it
+    /// (`LlamaModel.generate_extra_tensors`): 1 for short wavelengths, `factor` for long
+    /// ones, a smooth blend between.
+    pub(crate) fn llama3_rope_freqs(&self) -> Option<Vec<f32>> {
+        let r = self.rope_llama3?;
+        let base = f64::from(self.rope_theta.unwrap_or(10_000.0));
+        let dim = self.head_dim as f64;
+        let low_wavelen = r.original_ctx / r.low_freq_factor;
+        let high_wavelen = r.original_ctx / r.high_freq_factor;
+        let factors = (0..self.head_dim / 2)
+            .map(|i| {
+                let freq = 1.0 / base.powf((2 * i) as f64 / dim);
+                let wavelen = 2.0 * std::f64::consts::PI / freq;
+                let f = if wavelen < high_wavelen {
+                    1.0
+                } else if wavelen > low_wavelen {
+                    r.factor
+                } else {
+                    let smooth = (r.original_ctx / wavelen - r.low_freq_factor)
+                        / (r.high_freq_factor - r.low_freq_factor);
+                    1.0 / ((1.0 - smooth) / r.factor + smooth)
+                };
+                f as f32
+            })
+            .collect();
+        Some(factors)
     }
 
     /// The `{arch}.*` keys.

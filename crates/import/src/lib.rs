@@ -109,7 +109,9 @@ pub(crate) fn read_json(path: &Path) -> Result<Json, ImportError> {
 
 /// One output tensor: where it comes from and what is done to it.
 struct Planned {
+    /// Empty for a tensor computed from config.json (`generated`).
     hf: String,
+    generated: Option<Vec<f32>>,
     gguf: String,
     /// torch shape after trimming (ggml dims are the reverse).
     shape: Vec<usize>,
@@ -264,6 +266,7 @@ fn plan(
         };
         plan.push(Planned {
             hf: hf.to_string(),
+            generated: None,
             gguf,
             shape: expected,
             ty,
@@ -328,6 +331,17 @@ fn plan(
             None,
         )?;
     }
+    if let Some(freqs) = hp.llama3_rope_freqs() {
+        plan.push(Planned {
+            hf: String::new(),
+            gguf: "rope_freqs.weight".into(),
+            shape: vec![freqs.len()],
+            ty: GgmlType::F32,
+            generated: Some(freqs),
+            permute_heads: None,
+            shift: 0.0,
+        });
+    }
     hp.tied = !plan.iter().any(|p| p.gguf == arch::OUTPUT.1);
 
     // Refuse what would silently be dropped (llama.cpp's converter does too).
@@ -354,8 +368,10 @@ fn write_tensors(
     let file = File::create(tmp).map_err(|source| io(tmp, source))?;
     let mut dw = w.start(BufWriter::with_capacity(1 << 20, file))?;
     for (i, p) in plan.iter().enumerate() {
-        let t = tensors.need(&p.hf)?;
-        let mut data = t.to_f32(&p.hf)?;
+        let mut data = match &p.generated {
+            Some(values) => values.clone(),
+            None => tensors.need(&p.hf)?.to_f32(&p.hf)?,
+        };
         // the embedding may be trimmed to the vocabulary (gemma3)
         data.truncate(p.shape.iter().product());
         let cols = if p.shape.len() == 2 { p.shape[1] } else { 1 };

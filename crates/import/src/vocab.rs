@@ -151,11 +151,21 @@ fn config_token<'a>(tc: &'a Json, key: &str) -> Option<&'a str> {
         .or_else(|| v.get("content").and_then(Json::as_str))
 }
 
-/// add_bos/add_eos implied by a `TemplateProcessing` post-processor (llama3's
-/// tokenizer_config.json has no add_bos_token; its tokenizer.json adds BOS this way).
+/// add_bos/add_eos implied by a `TemplateProcessing` post-processor, alone or inside a
+/// `Sequence` (llama3's tokenizer_config.json has no add_bos_token; its tokenizer.json
+/// adds BOS this way).
 fn post_processor_adds(tj: &Json) -> (Option<bool>, Option<bool>) {
-    let Some(single) = tj
-        .pointer("/post_processor/single")
+    let pp = tj.get("post_processor").unwrap_or(&Json::Null);
+    let template = std::iter::once(pp)
+        .chain(
+            pp.get("processors")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .find(|p| p.get("type").and_then(Json::as_str) == Some("TemplateProcessing"));
+    let Some(single) = template
+        .and_then(|t| t.get("single"))
         .and_then(Json::as_array)
     else {
         return (None, None);
@@ -471,6 +481,17 @@ mod tests {
         assert!(is_byte_token("<0xff>"));
         assert!(!is_byte_token("<0xZZ>"));
         assert!(!is_byte_token("<0x0A"));
+    }
+
+    #[test]
+    fn bos_from_a_template_post_processor_in_a_sequence() {
+        let tj = serde_json::json!({"post_processor": {"type": "Sequence", "processors": [
+            {"type": "ByteLevel"},
+            {"type": "TemplateProcessing", "single": [
+                {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}}]}]}});
+        assert_eq!(post_processor_adds(&tj), (Some(true), Some(false)));
+        assert_eq!(post_processor_adds(&serde_json::json!({})), (None, None));
     }
 
     #[test]

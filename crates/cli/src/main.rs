@@ -2,9 +2,10 @@
 
 mod bench;
 mod cost;
+mod import;
 mod inspect;
-mod quantize;
 mod perplexity;
+mod quantize;
 mod run;
 mod serve;
 
@@ -54,6 +55,8 @@ enum Command {
     /// Perplexity on a text as llama-perplexity measures it, and the KL divergence from a
     /// base model's saved log-probs.
     Perplexity(perplexity::PerplexityArgs),
+    /// Convert a Hugging Face model directory (safetensors) to GGUF.
+    Import(import::ImportArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -158,6 +161,7 @@ fn main() -> Result<()> {
         Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Serve(a) => serve::serve(a),
         Command::Quantize(a) => quantize::quantize(a),
+        Command::Import(a) => import::import(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

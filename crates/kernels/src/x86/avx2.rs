@@ -10,7 +10,6 @@
 
 use super::rows;
 use crate::blocks::*;
-use crate::scalar::blocks;
 use core::arch::x86_64::*;
 use lingqiao_gguf::QK_K;
 
@@ -231,19 +230,25 @@ fn q5_values(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
     _mm256_or_si256(nibbles(qs), high)
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`.
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ5_1>(w), blocks::<BlockQ8_1>(x));
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK) {
-        summs += f16_product(a.m, b.s);
-        let d = _mm256_set1_ps(f16_product(a.d, b.d));
-        let s = _mm256_cvtepi32_ps(dot_u8_i8(q5_values(&a.qs, a.qh), ld_i8(&b.qs)));
-        acc = _mm256_fmadd_ps(d, s, acc);
+pub(super) fn vec_dot_q5_1_q8_1<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ5_1, BlockQ8_1, N>(n / QK, w, x);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summs = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        let q = q5_values(&a.qs, a.qh);
+        for j in 0..N {
+            let b = &xs[j][i];
+            summs[j] += f16_product(a.m, b.s);
+            let d = _mm256_set1_ps(f16_product(a.d, b.d));
+            let s = _mm256_cvtepi32_ps(dot_u8_i8(q, ld_i8(&b.qs)));
+            acc[j] = _mm256_fmadd_ps(d, s, acc[j]);
+        }
     }
-    hsum_f32(acc) + summs
+    for j in 0..N {
+        out[j] = hsum_f32(acc[j]) + summs[j];
+    }
 }
 
 /// (v >> k) & mask on every byte, for a run-time k < 8.
@@ -264,67 +269,81 @@ fn scale_pair(lo: i16, hi: i16) -> __m256i {
     _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q2_K_q8_K`; bit-identical to the scalar kernel.
+/// Matches ggml's AVX2 `ggml_vec_dot_q2_K_q8_K`, for `N` activation rows; bit-identical to
+/// the scalar kernel. A block's 2-bit values and scales are unpacked once for all N rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ2K>(w), blocks::<BlockQ8K>(x));
-    let mut sumf = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK_K) {
-        let mut summs = 0i32;
-        for g in 0..16 {
-            summs += (a.scales[g] >> 4) as i32 * b.bsum(g) as i32;
-        }
-        let mut sumi = _mm256_setzero_si256();
+pub(super) fn vec_dot_q2_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ2K, BlockQ8K, N>(n / QK_K, w, x);
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
+        let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..2 {
             let qs = ld(&a.qs[32 * c..]);
-            for j in 0..4 {
-                let q = shr_mask(qs, 2 * j as u32, 0x03);
-                let y = ld_i8(&b.qs[128 * c + 32 * j..]);
-                let g = 8 * c + 2 * j;
+            for k in 0..4 {
+                let q = shr_mask(qs, 2 * k as u32, 0x03);
+                let g = 8 * c + 2 * k;
                 let sc = scale_pair((a.scales[g] & 0x0F) as i16, (a.scales[g + 1] & 0x0F) as i16);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc));
+                for j in 0..N {
+                    let y = ld_i8(&xs[j][i].qs[128 * c + 32 * k..]);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), sc);
+                    sumi[j] = _mm256_add_epi32(sumi[j], p);
+                }
             }
         }
         let (ad, amin) = f16_pair(a.d, a.dmin);
-        let dall = f32::from_le_bytes(b.d) * ad;
-        let dmin = f32::from_le_bytes(b.d) * amin;
-        sumf += dall * hsum_i32(sumi) as f32 - dmin * summs as f32;
+        for j in 0..N {
+            let b = &xs[j][i];
+            let mut summs = 0i32;
+            for g in 0..16 {
+                summs += (a.scales[g] >> 4) as i32 * b.bsum(g) as i32;
+            }
+            let dall = f32::from_le_bytes(b.d) * ad;
+            let dmin = f32::from_le_bytes(b.d) * amin;
+            sumf[j] += dall * hsum_i32(sumi[j]) as f32 - dmin * summs as f32;
+        }
     }
-    sumf
+    *out = sumf;
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q3_K_q8_K`; bit-identical to the scalar kernel. The
-/// values q - 4 (q = 0..8 from two low bits and the hmask bit) are summed as q, and 4 times
-/// the scaled bsums taken off at the end.
+/// Matches ggml's AVX2 `ggml_vec_dot_q3_K_q8_K`, for `N` activation rows; bit-identical to
+/// the scalar kernel. The values q - 4 (q = 0..8 from two low bits and the hmask bit) are
+/// summed as q, and 4 times the scaled bsums taken off at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], x: &[u8]) -> f32 {
-    let (w, x) = (blocks::<BlockQ3K>(w), blocks::<BlockQ8K>(x));
-    let mut sumf = 0f32;
-    for (a, b) in w.iter().zip(x).take(n / QK_K) {
+pub(super) fn vec_dot_q3_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<BlockQ3K, BlockQ8K, N>(n / QK_K, w, x);
+    let mut sumf = [0f32; N];
+    for (i, a) in w.iter().enumerate() {
         let sc = scales_q3k(&a.scales);
-        let corr: i32 = sc
-            .iter()
-            .enumerate()
-            .map(|(g, &s)| s as i32 * b.bsum(g) as i32)
-            .sum();
         let hm = ld(&a.hmask);
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..2 {
             let qs = ld(&a.qs[32 * c..]);
-            for j in 0..4 {
-                let low = shr_mask(qs, 2 * j as u32, 0x03);
-                let high = _mm256_slli_epi16::<2>(shr_mask(hm, (4 * c + j) as u32, 0x01));
+            for k in 0..4 {
+                let low = shr_mask(qs, 2 * k as u32, 0x03);
+                let high = _mm256_slli_epi16::<2>(shr_mask(hm, (4 * c + k) as u32, 0x01));
                 let q = _mm256_or_si256(low, high);
-                let y = ld_i8(&b.qs[128 * c + 32 * j..]);
-                let g = 8 * c + 2 * j;
+                let g = 8 * c + 2 * k;
                 let scv = scale_pair(sc[g] as i16, sc[g + 1] as i16);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv));
+                for j in 0..N {
+                    let y = ld_i8(&xs[j][i].qs[128 * c + 32 * k..]);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv);
+                    sumi[j] = _mm256_add_epi32(sumi[j], p);
+                }
             }
         }
-        let isum = hsum_i32(sumi) - 4 * corr;
-        sumf += (f16(a.d) * f32::from_le_bytes(b.d)) * isum as f32;
+        let ad = f16(a.d);
+        for j in 0..N {
+            let b = &xs[j][i];
+            let corr: i32 = sc
+                .iter()
+                .enumerate()
+                .map(|(g, &s)| s as i32 * b.bsum(g) as i32)
+                .sum();
+            let isum = hsum_i32(sumi[j]) - 4 * corr;
+            sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
+        }
     }
-    sumf
+    *out = sumf;
 }
 
 /// Sum of min * bsums of a Q4_K/Q5_K block: the offset part of its dot product.

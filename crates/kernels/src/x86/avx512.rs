@@ -6,7 +6,7 @@
 //! work, which is exact, is shared or arranged differently), so the four-token results are
 //! bit-identical to the single ones.
 //!
-//! The 32-element quants (Q4_0, Q4_1, Q5_0, Q8_0) work on one block per 256-bit register
+//! The 32-element quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) work on one block per 256-bit register
 //! and use no 512-bit instruction at all: while one is in flight, port 1 takes no vector
 //! work, and nearly all of their work (VNNI's `vpdpbusd`, conversions, FMAs) runs on ports 0
 //! and 1. What they save over AVX2 is per block: one `vpdpbusd` instead of `vpmaddubsw` +
@@ -124,7 +124,7 @@ const CHUNK: usize = 8;
 
 /// A 32-element block type as the drivers see it.
 trait Legacy: bytemuck::Pod {
-    /// Q4_1/Q8_1: the f16 after `d` (`m`, `s`) is used too.
+    /// Q4_1/Q5_1/Q8_1: the f16 after `d` (`m`, `s`) is used too.
     const PAIR: bool;
 }
 
@@ -138,6 +138,9 @@ impl Legacy for BlockQ8_0 {
     const PAIR: bool = false;
 }
 impl Legacy for BlockQ4_1 {
+    const PAIR: bool = true;
+}
+impl Legacy for BlockQ5_1 {
     const PAIR: bool = true;
 }
 impl Legacy for BlockQ8_1 {
@@ -221,7 +224,7 @@ unsafe fn gather_heads<B: Legacy>(b: &[B], len: usize) -> __m256i {
     }
 }
 
-/// Scale products of a chunk of `len` blocks, for pair types (Q4_1): lanes 0..8 of the
+/// Scale products of a chunk of `len` blocks, for pair types (Q4_1, Q5_1): lanes 0..8 of the
 /// result pair blocks 0..4 (d_w * d_x in lane 2i, m * s in lane 2i + 1), lanes 8..16 blocks
 /// 4..8. For the other types lane i of the first half is d_w * d_x of block i.
 ///
@@ -258,13 +261,13 @@ struct LegacyAcc<const N: usize> {
     /// registers with more).
     even: [__m256; N],
     odd: [__m256; N],
-    /// Q4_1: the m * s products, in the odd lanes.
+    /// Q4_1, Q5_1: the m * s products, in the odd lanes.
     summs: [__m256; N],
 }
 
 /// The common shape of the 32-element kernels: one weight row against `N` activation rows.
 /// Per chunk of up to 8 blocks the scale products d_w * d_x (exact in f32: 11-bit mantissas)
-/// are formed at once; pair types (Q4_1) also get m * s in the odd lanes and sum those.
+/// are formed at once; pair types (Q4_1, Q5_1) also get m * s in the odd lanes and sum those.
 /// Per block, `K::decode` runs once and `K::dot` once per row.
 ///
 /// # Safety
@@ -484,6 +487,17 @@ kernel32!(
     /// d_w * d_x * sum(q * y) + m * s; the values go into `vpdpbusd` unsigned as they are.
     q4_1_q8_1, Q4_1Kernel, BlockQ4_1, BlockQ8_1, hi16: true,
     decode: |a| -> __m256i { nibbles16(&a.qs) },
+    dot: |q, y| { dot_u8_i8(q, y) },
+);
+
+kernel32!(
+    /// ggml's `ggml_vec_dot_q5_1_q8_1` with VNNI: as Q4_1, with the fifth bits (a mask
+    /// register from `qh`) adding 16; the values 0..32 go into `vpdpbusd` unsigned.
+    q5_1_q8_1, Q5_1Kernel, BlockQ5_1, BlockQ8_1, hi16: false,
+    decode: |a| -> __m256i {
+        let nib = nibbles(&a.qs);
+        _mm256_mask_add_epi8(nib, u32::from_le_bytes(a.qh), nib, _mm256_set1_epi8(16))
+    },
     dot: |q, y| { dot_u8_i8(q, y) },
 );
 

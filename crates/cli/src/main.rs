@@ -3,6 +3,7 @@
 mod bench;
 mod cost;
 mod inspect;
+mod quantize;
 mod perplexity;
 mod run;
 mod serve;
@@ -48,6 +49,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure prompt and generation speed (like llama-bench), cost and memory bandwidth.
     Bench(bench::BenchArgs),
+    /// Write a model with its weights quantized (llama-quantize's types and mixes).
+    Quantize(quantize::QuantizeArgs),
     /// Perplexity on a text as llama-perplexity measures it, and the KL divergence from a
     /// base model's saved log-probs.
     Perplexity(perplexity::PerplexityArgs),
@@ -154,6 +157,7 @@ fn main() -> Result<()> {
         Command::Bench(a) => bench::bench(a),
         Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Quantize(a) => quantize::quantize(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

@@ -1,4 +1,4 @@
-//! GGUF reader: header, typed metadata, tensor index, memory-mapped weights.
+//! GGUF reader (header, typed metadata, tensor index, memory-mapped weights) and writer.
 //!
 //! The format (llama.cpp `docs/gguf.md`, versions 2 and 3): magic "GGUF", version, tensor
 //! count, metadata count, metadata key/values, tensor infos, padding to `general.alignment`,
@@ -15,6 +15,7 @@ mod metadata;
 mod tensor;
 mod types;
 mod value;
+mod writer;
 
 pub use error::GgufError;
 pub use file::{DEFAULT_ALIGNMENT, GgufFile};
@@ -22,3 +23,4 @@ pub use metadata::Metadata;
 pub use tensor::{MAX_DIMS, TensorInfo};
 pub use types::{GgmlType, QK_K};
 pub use value::{Array, MAX_ARRAY_DEPTH, Value};
+pub use writer::{GgufWriteError, GgufWriter, TensorDataWriter};

@@ -50,6 +50,10 @@ pub enum KernelError {
     Unsupported { op: &'static str, ty: GgmlType },
     #[error("row {row} out of range: the tensor has {rows} rows")]
     RowOutOfRange { row: usize, rows: usize },
+    /// Weights to quantize hold a NaN or an infinity (ggml asserts on these; a file with
+    /// them is broken, so quantizing refuses rather than writing garbage scales).
+    #[error("element {index} is {value}, not a finite number: cannot quantize it")]
+    NonFinite { index: usize, value: &'static str },
 }
 
 /// Every weight type with a dot-product kernel, in ggml's type order.
@@ -288,6 +292,60 @@ fn quantize_with(
             });
         }
     };
+    f(src, dst);
+    Ok(())
+}
+
+/// Whether weights can be quantized to `ty` by [`quantize_weights`]: the 13 types of
+/// [`WEIGHT_TYPES`] (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K), not the
+/// activation-only Q8_1 and Q8_K.
+pub fn is_weight_quant_type(ty: GgmlType) -> bool {
+    WEIGHT_TYPES.contains(&ty)
+}
+
+/// Quantize whole rows of weights: `src.len()` elements (whole blocks of `ty`) into exactly
+/// `row_bytes(ty, src.len())` bytes of `dst`, bit-for-bit as ggml's reference quantizers
+/// without an importance matrix (`ggml_quantize_chunk` with `imatrix == NULL`:
+/// `quantize_row_q4_0_ref` ... `quantize_row_q6_K_ref`, `ggml_fp32_to_fp16_row`,
+/// `ggml_fp32_to_bf16_row_ref`). Blocks are independent, so any split of a tensor into
+/// whole-block pieces gives the same bytes.
+///
+/// Single-threaded scalar code: callers quantizing a model parallelize over rows.
+///
+/// Errors: a type that is not a weight type ([`is_weight_quant_type`]), a length that is not
+/// whole blocks or does not match `dst`, and NaN or infinite input (checked before anything
+/// is written, so `dst` is untouched on error).
+pub fn quantize_weights(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), KernelError> {
+    let f = match ty {
+        GgmlType::F32 => scalar::quantize_row_f32,
+        GgmlType::F16 => scalar::quantize_row_f16,
+        GgmlType::BF16 => scalar::quantize_row_bf16,
+        GgmlType::Q4_0 => scalar::quantize_row_q4_0_ref,
+        GgmlType::Q4_1 => scalar::quantize_row_q4_1_ref,
+        GgmlType::Q5_0 => scalar::quantize_row_q5_0_ref,
+        GgmlType::Q5_1 => scalar::quantize_row_q5_1_ref,
+        GgmlType::Q8_0 => scalar::quantize_row_q8_0_ref,
+        GgmlType::Q2_K => scalar::quantize_row_q2_k_ref,
+        GgmlType::Q3_K => scalar::quantize_row_q3_k_ref,
+        GgmlType::Q4_K => scalar::quantize_row_q4_k_ref,
+        GgmlType::Q5_K => scalar::quantize_row_q5_k_ref,
+        GgmlType::Q6_K => scalar::quantize_row_q6_k_ref,
+        GgmlType::Q8_1 | GgmlType::Q8_K => {
+            return Err(KernelError::Unsupported {
+                op: "quantize_weights",
+                ty,
+            });
+        }
+    };
+    check_row(ty, "quantize_weights destination", src.len(), dst.len())?;
+    if let Some(index) = src.iter().position(|v| !v.is_finite()) {
+        let value = match src[index] {
+            v if v.is_nan() => "NaN",
+            v if v > 0.0 => "+inf",
+            _ => "-inf",
+        };
+        return Err(KernelError::NonFinite { index, value });
+    }
     f(src, dst);
     Ok(())
 }

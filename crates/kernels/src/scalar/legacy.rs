@@ -119,7 +119,7 @@ fn q8_block(x: &[f32], rounding: Q8Rounding) -> (f32, [i8; QK]) {
         Q8Rounding::Reference => {
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             for (q, v) in qs.iter_mut().zip(x) {
-                *q = (v * id).round() as i8;
+                *q = super::c_cast_low_byte((v * id).round()) as i8;
             }
         }
         Q8Rounding::X86 => {

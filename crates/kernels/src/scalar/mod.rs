@@ -11,10 +11,14 @@
 mod float;
 mod kquants;
 mod legacy;
+mod quantize_kquants;
+mod quantize_legacy;
 
 pub use float::*;
 pub use kquants::*;
 pub use legacy::*;
+pub use quantize_kquants::*;
+pub use quantize_legacy::*;
 
 use bytemuck::Pod;
 
@@ -30,4 +34,18 @@ pub(crate) fn blocks<B: Pod>(bytes: &[u8]) -> &[B] {
 pub(crate) fn blocks_mut<B: Pod>(bytes: &mut [u8]) -> &mut [B] {
     let whole = bytes.len() / size_of::<B>() * size_of::<B>();
     bytemuck::cast_slice_mut(&mut bytes[..whole])
+}
+
+/// The low byte of C's float-to-integer conversion of an integral `v` as x86 performs it
+/// (`(int8_t)v`, `(uint8_t)v`, numpy's `astype(np.int8 / np.uint8)`): cvttss2si, which turns
+/// NaN and out-of-range values into 0x80000000, whose low byte is 0. Rust's `as` saturates
+/// instead (inf -> 127), which differs on blocks whose scale is a subnormal with an infinite
+/// reciprocal: there the C code and gguf-py store zeros.
+#[inline(always)]
+pub(crate) fn c_cast_low_byte(v: f32) -> u8 {
+    if v.is_finite() && v.abs() < 2_147_483_648.0 {
+        v as i32 as u8
+    } else {
+        0
+    }
 }

@@ -3,10 +3,11 @@
 mod bench;
 mod cost;
 mod inspect;
-mod quantize;
 mod perplexity;
+mod quantize;
 mod run;
 mod serve;
+mod slim;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +55,9 @@ enum Command {
     /// Perplexity on a text as llama-perplexity measures it, and the KL divergence from a
     /// base model's saved log-probs.
     Perplexity(perplexity::PerplexityArgs),
+    /// Quantize a model to each candidate type and tabulate size, perplexity and KL
+    /// divergence from the original; with --fit-memory, keep the best that fits.
+    Slim(slim::SlimArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -156,6 +160,7 @@ fn main() -> Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
         Command::Perplexity(a) => perplexity::perplexity(a),
+        Command::Slim(a) => slim::slim(a),
         Command::Serve(a) => serve::serve(a),
         Command::Quantize(a) => quantize::quantize(a),
         Command::Pull { keys, force } => {

@@ -8,6 +8,7 @@ mod perplexity;
 mod quantize;
 mod run;
 mod serve;
+mod slim;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -57,6 +58,9 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Convert a Hugging Face model directory (safetensors) to GGUF.
     Import(import::ImportArgs),
+    /// Quantize a model to each candidate type and tabulate size, perplexity and KL
+    /// divergence from the original; with --fit-memory, keep the best that fits.
+    Slim(slim::SlimArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -159,6 +163,7 @@ fn main() -> Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
         Command::Perplexity(a) => perplexity::perplexity(a),
+        Command::Slim(a) => slim::slim(a),
         Command::Serve(a) => serve::serve(a),
         Command::Quantize(a) => quantize::quantize(a),
         Command::Import(a) => import::import(a),

@@ -162,7 +162,7 @@ fn chunk_logits(
 ) -> Result<Vec<f32>, EvalError> {
     let n_ctx = tokens.len();
     let mut cache = model.new_cache(n_ctx);
-    let mut out = Vec::with_capacity((n_ctx - first) * model.hp.n_vocab);
+    let mut out = Vec::new();
     let mut pos = 0;
     while pos < n_ctx {
         let mut end = (pos + n_batch).min(n_ctx);
@@ -174,7 +174,13 @@ fn chunk_logits(
         } else {
             Logits::All
         };
-        out.extend(model.forward(&mut cache, &tokens[pos..end], mode)?);
+        let rows = model.forward(&mut cache, &tokens[pos..end], mode)?;
+        // Usually one call returns all the logits: keep its buffer rather than copy it.
+        if out.is_empty() {
+            out = rows;
+        } else {
+            out.extend_from_slice(&rows);
+        }
         pos = end;
     }
     Ok(out)

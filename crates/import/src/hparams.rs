@@ -154,6 +154,12 @@ impl HfConfig {
                 ));
             }
         };
+        if head_dim % 2 != 0 {
+            return Err(bad_config(
+                "head_dim",
+                format!("{head_dim} is odd: RoPE rotates pairs"),
+            ));
+        }
         let act = c
             .get("hidden_act")
             .or_else(|| c.get("hidden_activation"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Generate testdata/quantize/: what llama-quantize writes, and what llama.cpp generates from
-quantized files, the references for `lingqiao quantize` (crates/quantize/tests/).
+"""Generate testdata/quantize-files/: what llama-quantize writes, and what llama.cpp
+generates from quantized files, the references for `lingqiao quantize` (crates/quantize/tests/).
 
 For each model key (smollm2, qwen05; qwen3tiny is the committed F32 model of
 testdata/qwen3-tiny, quantized as it is, without step 1):
@@ -42,7 +42,7 @@ import numpy as np
 import gguf
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "testdata" / "quantize"
+OUT = ROOT / "testdata" / "quantize-files"
 LINGQIAO = ROOT / "target" / "release" / "lingqiao"
 LLAMA_BIN = Path.home() / ".cache" / "lingqiao" / "llamacpp" / "build" / "bin"
 MODELS_DIR = Path(os.environ.get("LINGQIAO_MODELS", Path.home() / ".cache" / "lingqiao" / "models"))

@@ -177,16 +177,25 @@ fn warn_about(input: &Path, plan: &[TensorPlan]) {
             list.join(", ")
         );
     }
+    // One line per kind of fallback, not per tensor: a model whose width is not a multiple
+    // of 256 (smollm2, qwen05, gemma3) falls back in most of its matrices.
+    let mut fallbacks: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for p in plan {
         if let Some(wanted) = p.fallback_from {
-            eprintln!(
-                "note: {}: rows are not whole {wanted} blocks ({} elements each), using {} \
-                 (as llama.cpp)",
-                p.name,
-                wanted.block_size(),
-                p.to
-            );
+            fallbacks
+                .entry((wanted.name(), p.to.name()))
+                .or_default()
+                .push(&p.name);
         }
+    }
+    for ((wanted, used), names) in fallbacks {
+        eprintln!(
+            "note: {} tensors ({}{}) have rows that are not whole {wanted} blocks: {used} \
+             instead, as llama.cpp does",
+            names.len(),
+            names[0],
+            if names.len() > 1 { ", ..." } else { "" },
+        );
     }
 }
 

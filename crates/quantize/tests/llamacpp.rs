@@ -1,6 +1,6 @@
 //! `quantize` against llama-quantize: the type each tensor gets, the bytes of each tensor,
 //! and the files llama.cpp generated from. Fixtures: tools/reference/gen_quantize_golden.py
-//! -> testdata/quantize/ (llama-quantize's outputs read by gguf-py, llama.cpp's greedy
+//! -> testdata/quantize-files/ (llama-quantize's outputs read by gguf-py, llama.cpp's greedy
 //! tokens through llama-cpp-python).
 //!
 //! Every smollm2 file here starts from the F16 file made by `quantize ... F16` from the

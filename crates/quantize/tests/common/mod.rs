@@ -1,5 +1,6 @@
 //! Helpers shared by the quantize tests: the model cache, the fixtures of
-//! tools/reference/gen_quantize_golden.py, and quantized files made once per test binary.
+//! tools/reference/gen_quantize_golden.py (testdata/quantize-files/), and quantized files
+//! made once per test binary.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ pub fn testdata(rel: &str) -> PathBuf {
 }
 
 pub fn fixture(rel: &str) -> serde_json::Value {
-    let path = testdata("quantize").join(rel);
+    let path = testdata("quantize-files").join(rel);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap()
 }

@@ -210,3 +210,35 @@ fn smollm2_llama_quantize_file_loads_and_generates_in_ours() {
         rec["greedy_ids"].as_array().unwrap().len()
     );
 }
+
+/// The committed tiny Qwen3 (F32, rows of 64 and 128: every K-quant falls back) through
+/// every type we write, against llama-quantize on the same file: types and whole files.
+#[test]
+fn qwen3tiny_every_type_equals_llama_quantize() {
+    let input_path = testdata("qwen3-tiny/model.gguf");
+    let input = GgufFile::open(&input_path).unwrap();
+    let dir = scratch().join("qwen3tiny");
+    std::fs::create_dir_all(&dir).unwrap();
+    for target in Target::ALL {
+        let rec = fixture(&format!("qwen3tiny/{target}.json"));
+        assert_eq!(rec["file_type"].as_u64(), Some(u64::from(target.ftype())));
+        let ours: Vec<(String, String)> = plan(&input, &opts(target))
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| (n, t.name().to_string()))
+            .collect();
+        assert_eq!(
+            ours,
+            llama_types(&rec),
+            "{target}: (tensor, type) in file order"
+        );
+        let out = dir.join(format!("{target}.gguf"));
+        lingqiao_quantize::quantize_file(&input_path, &out, &opts(target)).unwrap();
+        assert_eq!(
+            sha256_file(&out),
+            rec["sha256"].as_str().unwrap(),
+            "{target}: file differs from llama-quantize's"
+        );
+        std::fs::remove_file(&out).unwrap();
+    }
+}

@@ -53,10 +53,10 @@ pub fn sha256_file(path: &Path) -> String {
     sha256_hex(&map)
 }
 
-/// A directory of this test binary's own under cargo's scratch space.
+/// The tests' directory under cargo's scratch space. A fixed name, so each run replaces the
+/// previous run's files (a few hundred MB) instead of adding to them.
 pub fn scratch() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("quantize-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("quantize-tests");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

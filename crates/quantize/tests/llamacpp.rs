@@ -242,3 +242,25 @@ fn qwen3tiny_every_type_equals_llama_quantize() {
         std::fs::remove_file(&out).unwrap();
     }
 }
+
+/// An already-quantized input: the tiny model's Q8_0 file (llama-quantize's bytes, checked
+/// above) requantized to Q4_K_M equals `llama-quantize --allow-requantize`'s file, and the
+/// report says it requantized.
+#[test]
+fn qwen3tiny_requantized_equals_llama_quantize_allow_requantize() {
+    let dir = scratch().join("qwen3tiny-requant");
+    std::fs::create_dir_all(&dir).unwrap();
+    let q8 = dir.join("q8_0.gguf");
+    let out = dir.join("q4_k_m.gguf");
+    let tiny = testdata("qwen3-tiny/model.gguf");
+    lingqiao_quantize::quantize_file(&tiny, &q8, &opts(Target::Q8_0)).unwrap();
+    assert_eq!(
+        sha256_file(&q8),
+        fixture("qwen3tiny/Q8_0.json")["sha256"].as_str().unwrap()
+    );
+    let r = lingqiao_quantize::quantize_file(&q8, &out, &opts(Target::Q4_K_M)).unwrap();
+    assert!(r.requantized);
+    let rec = fixture("qwen3tiny/requant-Q8_0-Q4_K_M.json");
+    assert_eq!(sha256_file(&out), rec["sha256"].as_str().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

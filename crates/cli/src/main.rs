@@ -2,7 +2,9 @@
 
 mod bench;
 mod cost;
+mod import;
 mod inspect;
+mod perplexity;
 mod quantize;
 mod run;
 mod serve;
@@ -50,6 +52,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a model with its weights quantized (llama-quantize's types and mixes).
     Quantize(quantize::QuantizeArgs),
+    /// Perplexity on a text as llama-perplexity measures it, and the KL divergence from a
+    /// base model's saved log-probs.
+    Perplexity(perplexity::PerplexityArgs),
+    /// Convert a Hugging Face model directory (safetensors) to GGUF.
+    Import(import::ImportArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -151,8 +158,10 @@ fn main() -> Result<()> {
         Command::Tokenize(a) => tokenize(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Serve(a) => serve::serve(a),
         Command::Quantize(a) => quantize::quantize(a),
+        Command::Import(a) => import::import(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

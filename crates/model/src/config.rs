@@ -2,7 +2,7 @@
 
 use crate::arch::{ArchSpec, spec_for, supported};
 use crate::error::ModelError;
-use lingqiao_gguf::{GgufFile, keys};
+use lingqiao_gguf::{Array, GgufFile, Value, keys};
 
 /// Everything the decoder needs to know about a model's shape.
 #[derive(Clone, Debug)]
@@ -118,13 +118,33 @@ impl HParams {
             .unwrap_or(rope_freq_base);
 
         let n_swa = md.opt_u32(&k(keys::ATTENTION_SLIDING_WINDOW))?.unwrap_or(0) as usize;
-        let swa_layers = (0..n_layer)
-            .map(|il| match spec.swa_pattern {
-                // llama.cpp's set_swa_pattern(n): the last layer of each group of n is global.
-                Some(p) if n_swa > 0 => il % p < p - 1,
-                _ => false,
-            })
-            .collect();
+        // llama.cpp's load_swa_pattern: a per-layer bool array, or a period n
+        // (set_swa_pattern(n): the last layer of each group of n is global; 0: all), or the
+        // architecture's default period.
+        let pattern_key = k(keys::ATTENTION_SLIDING_WINDOW_PATTERN);
+        let period = match md.get(&pattern_key) {
+            Some(Value::Array(Array::Bool(v))) if n_swa > 0 => {
+                if v.len() != n_layer {
+                    return Err(bad(
+                        "attention.sliding_window_pattern",
+                        format!("{} entries for {n_layer} layers", v.len()),
+                    ));
+                }
+                None
+            }
+            Some(_) => md.opt_u32(&pattern_key)?.map(|p| p as usize),
+            None => spec.swa_pattern,
+        };
+        let swa_layers = match md.get(&pattern_key) {
+            Some(Value::Array(Array::Bool(v))) if n_swa > 0 => v.clone(),
+            _ => (0..n_layer)
+                .map(|il| match period {
+                    Some(0) => n_swa > 0,
+                    Some(p) if n_swa > 0 => il % p < p - 1,
+                    _ => false,
+                })
+                .collect(),
+        };
         let final_logit_softcap = md
             .opt_f32(&k(keys::FINAL_LOGIT_SOFTCAPPING))?
             .filter(|v| *v > 0.0);

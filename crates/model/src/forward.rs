@@ -144,7 +144,8 @@ impl Model {
             pos.iter()
                 .map(|&p| {
                     let mut c = Vec::new();
-                    ops::rope_cache(p, hp.n_rot, base, scale, &mut c);
+                    let factors = self.w.rope_freqs.as_deref();
+                    ops::rope_cache(p, hp.n_rot, base, scale, factors, &mut c);
                     c
                 })
                 .collect()

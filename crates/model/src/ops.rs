@@ -49,13 +49,17 @@ pub fn rope_cache(
     n_rot: usize,
     freq_base: f32,
     freq_scale: f32,
+    freq_factors: Option<&[f32]>,
     out: &mut Vec<(f32, f32)>,
 ) {
     out.clear();
     let theta_scale = freq_base.powf(-2.0 / n_rot as f32);
     let mut theta = pos as f32;
-    for _ in 0..n_rot / 2 {
-        let t = freq_scale * theta;
+    for i in 0..n_rot / 2 {
+        // ggml_rope_cache_init: each dimension's angle divided by its factor (llama3's
+        // `rope_freqs`)
+        let ff = freq_factors.map_or(1.0, |f| f[i]);
+        let t = freq_scale * (theta / ff);
         out.push((t.cos(), t.sin()));
         theta *= theta_scale;
     }
@@ -134,12 +138,12 @@ mod tests {
     #[test]
     fn rope_position_zero_is_identity_and_preserves_norm() {
         let mut cache = Vec::new();
-        rope_cache(0, 8, 10_000.0, 1.0, &mut cache);
+        rope_cache(0, 8, 10_000.0, 1.0, None, &mut cache);
         let orig: Vec<f32> = (0..8).map(|i| i as f32 - 3.5).collect();
         let mut x = orig.clone();
         rope_apply(&mut x, &cache, true);
         assert_eq!(x, orig);
-        rope_cache(17, 8, 10_000.0, 1.0, &mut cache);
+        rope_cache(17, 8, 10_000.0, 1.0, None, &mut cache);
         rope_apply(&mut x, &cache, false);
         let n0: f32 = orig.iter().map(|v| v * v).sum();
         let n1: f32 = x.iter().map(|v| v * v).sum();

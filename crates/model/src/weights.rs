@@ -52,6 +52,8 @@ pub struct Weights {
     pub output_norm: Vec<f32>, // (n_embd)
     /// (n_vocab, n_embd); the token embedding when the output is tied.
     pub output: Linear,
+    /// (n_rot / 2): per-dimension RoPE frequency divisors (llama3 rope scaling).
+    pub rope_freqs: Option<Vec<f32>>,
 }
 
 struct Loader<'a> {
@@ -141,6 +143,7 @@ impl Weights {
             None => token_embd.clone(),
         };
         let output_norm = l.vector("output_norm.weight", n_embd)?;
+        let rope_freqs = l.opt_vector("rope_freqs.weight", hp.n_rot / 2)?;
 
         let mut layers = Vec::with_capacity(hp.n_layer);
         for i in 0..hp.n_layer {
@@ -185,6 +188,7 @@ impl Weights {
             layers,
             output_norm,
             output,
+            rope_freqs,
         })
     }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Generate testdata/quantize/: what llama-quantize writes, and what llama.cpp generates from
-quantized files, the references for `lingqiao quantize` (crates/quantize/tests/).
+"""Generate testdata/quantize-files/: what llama-quantize writes, and what llama.cpp
+generates from quantized files, the references for `lingqiao quantize` (crates/quantize/tests/).
 
 For each model key (smollm2, qwen05; qwen3tiny is the committed F32 model of
 testdata/qwen3-tiny, quantized as it is, without step 1):
@@ -12,7 +12,8 @@ testdata/qwen3-tiny, quantized as it is, without step 1):
   2. llama-quantize (the llama.cpp build at ~/.cache/lingqiao/llamacpp/build/bin) turns
      the F16 file into each of TYPES (ALL_TYPES for qwen3tiny) with 2 threads; gguf-py reads each output and we record
      general.file_type, the tensors in file order (name, ggml dims, type, sha256 of the
-     data) and the whole file's sha256 -> <key>/<TYPE>.json.
+     data) and the whole file's sha256 -> <key>/<TYPE>.json. For qwen3tiny also its Q8_0
+     file requantized to Q4_K_M (--allow-requantize) -> qwen3tiny/requant-Q8_0-Q4_K_M.json.
 For smollm2 also (-> smollm2/generate.json), greedy decoding by llama.cpp (llama-cpp-python,
 argmax of the raw logits, lowest id on ties, 16 tokens, PROMPT with llama.cpp's BOS rule):
   3. on OUR files: `lingqiao quantize F16 -> Q4_K_M` and `-> Q8_0`, their sha256 recorded
@@ -42,7 +43,7 @@ import numpy as np
 import gguf
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "testdata" / "quantize"
+OUT = ROOT / "testdata" / "quantize-files"
 LINGQIAO = ROOT / "target" / "release" / "lingqiao"
 LLAMA_BIN = Path.home() / ".cache" / "lingqiao" / "llamacpp" / "build" / "bin"
 MODELS_DIR = Path(os.environ.get("LINGQIAO_MODELS", Path.home() / ".cache" / "lingqiao" / "models"))
@@ -107,9 +108,9 @@ def make_f16(src: Path, dst: Path) -> dict:
     }
 
 
-def llama_quantize(f16: Path, out: Path, ty: str) -> dict:
+def llama_quantize(f16: Path, out: Path, ty: str, *flags: str) -> dict:
     t0 = time.time()
-    run([LLAMA_BIN / "llama-quantize", f16, out, ty, THREADS])
+    run([LLAMA_BIN / "llama-quantize", *flags, f16, out, ty, THREADS])
     seconds = time.time() - t0
     r = gguf.GGUFReader(out)
     tensors = []
@@ -122,7 +123,7 @@ def llama_quantize(f16: Path, out: Path, ty: str) -> dict:
         })
     return {
         "type": ty,
-        "made_by": f"llama-quantize <F16> <out> {ty} {THREADS}",
+        "made_by": " ".join(["llama-quantize", *flags, "<input>", "<out>", ty, str(THREADS)]),
         "file_type": field_u32(r, "general.file_type"),
         "quantization_version": field_u32(r, "general.quantization_version"),
         "sha256": sha256_file(out),
@@ -197,6 +198,12 @@ def main() -> None:
                     }
                     if key == "smollm2":
                         llama_q4km = {"sha256": rec["sha256"], **ref}
+                if key == "qwen3tiny" and ty == "Q8_0":
+                    # An already-quantized input: llama-quantize --allow-requantize.
+                    rq = tmp / "requant.gguf"
+                    rec = llama_quantize(out, rq, "Q4_K_M", "--allow-requantize")
+                    (out_dir / "requant-Q8_0-Q4_K_M.json").write_text(json.dumps(rec, indent=1) + "\n")
+                    print(key, "Q8_0 -> Q4_K_M", rec["sha256"], flush=True)
                 if ty != "Q4_K_M" or key != "smollm2":
                     out.unlink()
             if key == "smollm2":

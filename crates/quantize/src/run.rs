@@ -65,6 +65,7 @@ pub fn quantize_file_cancellable(
     if same_file(input, output, &dir) {
         return Err(QuantizeError::SameFile(output.to_path_buf()));
     }
+    let source = Source::map(input)?;
 
     let plan = plan_detailed(&file, opts)?;
     warn_about(input, &plan);
@@ -94,7 +95,7 @@ pub fn quantize_file_cancellable(
             .tensor(&p.name)
             .expect("planned tensors come from the file");
         bar.set_message(format!("[{}/{}] {}", i + 1, plan.len(), p.name));
-        let src = file.tensor_data(t);
+        let src = source.tensor(t)?;
         if p.to == p.from {
             data.write_tensor(src).map_err(write_err)?;
             bar.inc(src.len() as u64);
@@ -102,6 +103,7 @@ pub fn quantize_file_cancellable(
             let out = convert(t, src, p.to, threads, cancel, &bar)?;
             data.write_tensor(&out).map_err(write_err)?;
         }
+        source.release(t);
     }
     bar.finish_and_clear();
     let sink = data.finish().map_err(write_err)?;
@@ -118,6 +120,62 @@ pub fn quantize_file_cancellable(
         let _ = d.sync_all();
     }
     Ok(report(&file, &plan, t0))
+}
+
+/// The input's bytes through a map of our own, so each tensor's pages can be dropped once it
+/// is written (as llama.cpp unmaps each weight): without that the whole input stays
+/// resident, counted in the process's memory, by the end of the run.
+struct Source {
+    path: PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl Source {
+    fn map(path: &Path) -> Result<Source, QuantizeError> {
+        let io = |source| QuantizeError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: a read-only map of a file we do not modify; as for every model file, we
+        // accept that it is not rewritten by another process while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        // Advice only: read ahead further, since every byte is read once, in order.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Source {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    fn range(t: &TensorInfo) -> std::ops::Range<usize> {
+        t.offset as usize..(t.offset + t.n_bytes) as usize
+    }
+
+    /// The tensor's bytes; the header was validated against the file's length at open, so
+    /// a shorter map means the file changed since.
+    fn tensor(&self, t: &TensorInfo) -> Result<&[u8], QuantizeError> {
+        self.map
+            .get(Self::range(t))
+            .ok_or_else(|| QuantizeError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file became shorter while being quantized",
+                ),
+            })
+    }
+
+    fn release(&self, t: &TensorInfo) {
+        let r = Self::range(t);
+        // SAFETY: MADV_DONTNEED on a read-only shared file map only drops the pages: a later
+        // read (a neighbouring tensor sharing a page) faults them in again from the file.
+        // Advice only: on failure the pages simply stay.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, r.start, r.len())
+        };
+    }
 }
 
 /// Whether `output` names `input` (through links too), so writing would destroy the input.
@@ -177,16 +235,25 @@ fn warn_about(input: &Path, plan: &[TensorPlan]) {
             list.join(", ")
         );
     }
+    // One line per kind of fallback, not per tensor: a model whose width is not a multiple
+    // of 256 (smollm2, qwen05, gemma3) falls back in most of its matrices.
+    let mut fallbacks: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for p in plan {
         if let Some(wanted) = p.fallback_from {
-            eprintln!(
-                "note: {}: rows are not whole {wanted} blocks ({} elements each), using {} \
-                 (as llama.cpp)",
-                p.name,
-                wanted.block_size(),
-                p.to
-            );
+            fallbacks
+                .entry((wanted.name(), p.to.name()))
+                .or_default()
+                .push(&p.name);
         }
+    }
+    for ((wanted, used), names) in fallbacks {
+        eprintln!(
+            "note: {} tensors ({}{}) have rows that are not whole {wanted} blocks: {used} \
+             instead, as llama.cpp does",
+            names.len(),
+            names[0],
+            if names.len() > 1 { ", ..." } else { "" },
+        );
     }
 }
 

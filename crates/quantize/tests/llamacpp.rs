@@ -1,6 +1,6 @@
 //! `quantize` against llama-quantize: the type each tensor gets, the bytes of each tensor,
 //! and the files llama.cpp generated from. Fixtures: tools/reference/gen_quantize_golden.py
-//! -> testdata/quantize/ (llama-quantize's outputs read by gguf-py, llama.cpp's greedy
+//! -> testdata/quantize-files/ (llama-quantize's outputs read by gguf-py, llama.cpp's greedy
 //! tokens through llama-cpp-python).
 //!
 //! Every smollm2 file here starts from the F16 file made by `quantize ... F16` from the
@@ -209,4 +209,58 @@ fn smollm2_llama_quantize_file_loads_and_generates_in_ours() {
         "smollm2 Q4_K_M (llama-quantize's bytes): exact greedy prefix {exact}/{}",
         rec["greedy_ids"].as_array().unwrap().len()
     );
+}
+
+/// The committed tiny Qwen3 (F32, rows of 64 and 128: every K-quant falls back) through
+/// every type we write, against llama-quantize on the same file: types and whole files.
+#[test]
+fn qwen3tiny_every_type_equals_llama_quantize() {
+    let input_path = testdata("qwen3-tiny/model.gguf");
+    let input = GgufFile::open(&input_path).unwrap();
+    let dir = scratch().join("qwen3tiny");
+    std::fs::create_dir_all(&dir).unwrap();
+    for target in Target::ALL {
+        let rec = fixture(&format!("qwen3tiny/{target}.json"));
+        assert_eq!(rec["file_type"].as_u64(), Some(u64::from(target.ftype())));
+        let ours: Vec<(String, String)> = plan(&input, &opts(target))
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| (n, t.name().to_string()))
+            .collect();
+        assert_eq!(
+            ours,
+            llama_types(&rec),
+            "{target}: (tensor, type) in file order"
+        );
+        let out = dir.join(format!("{target}.gguf"));
+        lingqiao_quantize::quantize_file(&input_path, &out, &opts(target)).unwrap();
+        assert_eq!(
+            sha256_file(&out),
+            rec["sha256"].as_str().unwrap(),
+            "{target}: file differs from llama-quantize's"
+        );
+        std::fs::remove_file(&out).unwrap();
+    }
+}
+
+/// An already-quantized input: the tiny model's Q8_0 file (llama-quantize's bytes, checked
+/// above) requantized to Q4_K_M equals `llama-quantize --allow-requantize`'s file, and the
+/// report says it requantized.
+#[test]
+fn qwen3tiny_requantized_equals_llama_quantize_allow_requantize() {
+    let dir = scratch().join("qwen3tiny-requant");
+    std::fs::create_dir_all(&dir).unwrap();
+    let q8 = dir.join("q8_0.gguf");
+    let out = dir.join("q4_k_m.gguf");
+    let tiny = testdata("qwen3-tiny/model.gguf");
+    lingqiao_quantize::quantize_file(&tiny, &q8, &opts(Target::Q8_0)).unwrap();
+    assert_eq!(
+        sha256_file(&q8),
+        fixture("qwen3tiny/Q8_0.json")["sha256"].as_str().unwrap()
+    );
+    let r = lingqiao_quantize::quantize_file(&q8, &out, &opts(Target::Q4_K_M)).unwrap();
+    assert!(r.requantized);
+    let rec = fixture("qwen3tiny/requant-Q8_0-Q4_K_M.json");
+    assert_eq!(sha256_file(&out), rec["sha256"].as_str().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

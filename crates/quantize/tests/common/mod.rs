@@ -1,5 +1,6 @@
 //! Helpers shared by the quantize tests: the model cache, the fixtures of
-//! tools/reference/gen_quantize_golden.py, and quantized files made once per test binary.
+//! tools/reference/gen_quantize_golden.py (testdata/quantize-files/), and quantized files
+//! made once per test binary.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ pub fn testdata(rel: &str) -> PathBuf {
 }
 
 pub fn fixture(rel: &str) -> serde_json::Value {
-    let path = testdata("quantize").join(rel);
+    let path = testdata("quantize-files").join(rel);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap()
 }
@@ -52,10 +53,10 @@ pub fn sha256_file(path: &Path) -> String {
     sha256_hex(&map)
 }
 
-/// A directory of this test binary's own under cargo's scratch space.
+/// The tests' directory under cargo's scratch space. A fixed name, so each run replaces the
+/// previous run's files (a few hundred MB) instead of adding to them.
 pub fn scratch() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("quantize-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("quantize-tests");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -198,25 +198,83 @@ pub(super) fn vec_dot_q5_0_q8_0<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     unsafe { signed_q8_0::<N, BlockQ5_0>(n, w, x, out) }
 }
 
+/// A weight block of the unsigned 32-element quants with a minimum (Q4_1, Q5_1), partner
+/// of Q8_1.
+trait Unsigned: bytemuck::Pod {
+    /// The block's 32 values as unsigned bytes.
+    /// # Safety
+    /// The CPU must have AVX2 (only called from this module's `#[target_feature]` kernels).
+    unsafe fn q(&self) -> __m256i;
+    fn d(&self) -> [u8; 2];
+    fn m(&self) -> [u8; 2];
+}
+
+impl Unsigned for BlockQ4_1 {
+    #[inline(always)]
+    unsafe fn q(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { nibbles(&self.qs) }
+    }
+    fn d(&self) -> [u8; 2] {
+        self.d
+    }
+    fn m(&self) -> [u8; 2] {
+        self.m
+    }
+}
+
+impl Unsigned for BlockQ5_1 {
+    #[inline(always)]
+    unsafe fn q(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { q5_values(&self.qs, self.qh) }
+    }
+    fn d(&self) -> [u8; 2] {
+        self.d
+    }
+    fn m(&self) -> [u8; 2] {
+        self.m
+    }
+}
+
+/// The shape of ggml's AVX2 `ggml_vec_dot_q4_1_q8_1` and `_q5_1_q8_1`, for `N` activation
+/// rows: per block, q times y scaled by d_w * d_x, plus m_w * s_x.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn unsigned_q8_1<const N: usize, W: Unsigned>(
+    n: usize,
+    w: &[u8],
+    x: &[u8],
+    out: &mut [f32; N],
+) {
+    let (w, xs) = rows::<W, BlockQ8_1, N>(n / QK, w, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut summs = [0f32; N];
+        for (i, a) in w.iter().enumerate() {
+            let q = a.q();
+            for j in 0..N {
+                let b = &xs[j][i];
+                summs[j] += f16_product(a.m(), b.s);
+                let d = _mm256_set1_ps(f16_product(a.d(), b.d));
+                let s = _mm256_cvtepi32_ps(dot_u8_i8(q, ld_i8(&b.qs)));
+                acc[j] = _mm256_fmadd_ps(d, s, acc[j]);
+            }
+        }
+        for j in 0..N {
+            out[j] = hsum_f32(acc[j]) + summs[j];
+        }
+    }
+}
+
 /// Matches ggml's AVX2 `ggml_vec_dot_q4_1_q8_1`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn vec_dot_q4_1_q8_1<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ4_1, BlockQ8_1, N>(n / QK, w, x);
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut summs = [0f32; N];
-    for (i, a) in w.iter().enumerate() {
-        let q = nibbles(&a.qs);
-        for j in 0..N {
-            let b = &xs[j][i];
-            summs[j] += f16_product(a.m, b.s);
-            let d = _mm256_set1_ps(f16_product(a.d, b.d));
-            let s = _mm256_cvtepi32_ps(dot_u8_i8(q, ld_i8(&b.qs)));
-            acc[j] = _mm256_fmadd_ps(d, s, acc[j]);
-        }
-    }
-    for j in 0..N {
-        out[j] = hsum_f32(acc[j]) + summs[j];
-    }
+    // SAFETY: this function has the features.
+    unsafe { unsigned_q8_1::<N, BlockQ4_1>(n, w, x, out) }
 }
 
 /// The 5-bit values of a Q5 block as unsigned bytes 0..32.
@@ -233,22 +291,8 @@ fn q5_values(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
 /// Matches ggml's AVX2 `ggml_vec_dot_q5_1_q8_1`, for `N` activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn vec_dot_q5_1_q8_1<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ5_1, BlockQ8_1, N>(n / QK, w, x);
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut summs = [0f32; N];
-    for (i, a) in w.iter().enumerate() {
-        let q = q5_values(&a.qs, a.qh);
-        for j in 0..N {
-            let b = &xs[j][i];
-            summs[j] += f16_product(a.m, b.s);
-            let d = _mm256_set1_ps(f16_product(a.d, b.d));
-            let s = _mm256_cvtepi32_ps(dot_u8_i8(q, ld_i8(&b.qs)));
-            acc[j] = _mm256_fmadd_ps(d, s, acc[j]);
-        }
-    }
-    for j in 0..N {
-        out[j] = hsum_f32(acc[j]) + summs[j];
-    }
+    // SAFETY: this function has the features.
+    unsafe { unsigned_q8_1::<N, BlockQ5_1>(n, w, x, out) }
 }
 
 /// (v >> k) & mask on every byte, for a run-time k < 8.

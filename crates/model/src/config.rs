@@ -122,7 +122,7 @@ impl HParams {
         // (set_swa_pattern(n): the last layer of each group of n is global; 0: all), or the
         // architecture's default period.
         let pattern_key = k(keys::ATTENTION_SLIDING_WINDOW_PATTERN);
-        let period = match md.get(&pattern_key) {
+        let swa_layers = match md.get(&pattern_key) {
             Some(Value::Array(Array::Bool(v))) if n_swa > 0 => {
                 if v.len() != n_layer {
                     return Err(bad(
@@ -130,20 +130,21 @@ impl HParams {
                         format!("{} entries for {n_layer} layers", v.len()),
                     ));
                 }
-                None
+                v.clone()
             }
-            Some(_) => md.opt_u32(&pattern_key)?.map(|p| p as usize),
-            None => spec.swa_pattern,
-        };
-        let swa_layers = match md.get(&pattern_key) {
-            Some(Value::Array(Array::Bool(v))) if n_swa > 0 => v.clone(),
-            _ => (0..n_layer)
-                .map(|il| match period {
-                    Some(0) => n_swa > 0,
-                    Some(p) if n_swa > 0 => il % p < p - 1,
-                    _ => false,
-                })
-                .collect(),
+            stored => {
+                let period = match stored {
+                    Some(_) => md.opt_u32(&pattern_key)?.map(|p| p as usize),
+                    None => spec.swa_pattern,
+                };
+                (0..n_layer)
+                    .map(|il| match period {
+                        Some(0) => n_swa > 0,
+                        Some(p) if n_swa > 0 => il % p < p - 1,
+                        _ => false,
+                    })
+                    .collect()
+            }
         };
         let final_logit_softcap = md
             .opt_f32(&k(keys::FINAL_LOGIT_SOFTCAPPING))?

@@ -63,6 +63,15 @@ enum Command {
     Slim(slim::SlimArgs),
 }
 
+/// A GGUF path as is, or a model key fetched (with progress) if missing.
+pub fn resolve_model(model: &str) -> Result<PathBuf> {
+    let opts = PullOptions {
+        progress: true,
+        ..Default::default()
+    };
+    lingqiao_fetch::resolve(model, &opts).with_context(|| format!("cannot use model {model:?}"))
+}
+
 /// Options shared by every command that loads a model.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
@@ -80,12 +89,7 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn resolve(&self) -> Result<PathBuf> {
-        let opts = PullOptions {
-            progress: true,
-            ..Default::default()
-        };
-        lingqiao_fetch::resolve(&self.model, &opts)
-            .with_context(|| format!("cannot use model {:?}", self.model))
+        resolve_model(&self.model)
     }
 
     /// Load the resolved model, read into memory or mapped per `--mmap`.

@@ -13,11 +13,10 @@ use crate::perplexity::read_text;
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use lingqiao_eval::{BaseLogits, LogitsWriter, PerplexityOptions, tokenize_text};
-use lingqiao_fetch::PullOptions;
 use lingqiao_model::Model;
 use lingqiao_quantize::{QuantizeOptions, Target};
 use lingqiao_tokenizer::Tokenizer;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SlimArgs {
@@ -91,17 +90,6 @@ struct Row {
     path: Option<PathBuf>,
 }
 
-fn resolve(model: &str) -> Result<PathBuf> {
-    if Path::new(model).exists() {
-        return Ok(PathBuf::from(model));
-    }
-    let opts = PullOptions {
-        progress: true,
-        ..Default::default()
-    };
-    lingqiao_fetch::resolve(model, &opts).with_context(|| format!("cannot use model {model:?}"))
-}
-
 pub fn slim(args: SlimArgs) -> Result<()> {
     let targets: Vec<Target> = args
         .to
@@ -114,7 +102,7 @@ pub fn slim(args: SlimArgs) -> Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let input = resolve(&args.model)?;
+    let input = crate::resolve_model(&args.model)?;
     let text = read_text(&args.file)?;
     let stem = input
         .file_stem()

@@ -12,17 +12,19 @@ fn text() -> String {
     )
 }
 
+/// `lingqiao perplexity -m smollm2 -t 2` with `args` after.
+fn perplexity_smollm2(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["perplexity", "-m", "smollm2", "-t", "2"];
+    all.extend_from_slice(args);
+    lingqiao(&all)
+}
+
 #[test]
 fn prints_progress_and_final_estimate_then_compares_with_saved_logits() {
     let dir = tempfile::tempdir().unwrap();
     let logits = dir.path().join("smollm2.logits");
     let logits = logits.to_str().unwrap();
-    let o = lingqiao(&[
-        "perplexity",
-        "-m",
-        "smollm2",
-        "-t",
-        "2",
+    let o = perplexity_smollm2(&[
         "-f",
         &text(),
         "-c",
@@ -49,15 +51,7 @@ fn prints_progress_and_final_estimate_then_compares_with_saved_logits() {
     assert!(out.contains("tokens/s"), "{out}");
 
     // The base file carries the tokens, context and chunk count: no -f or -c needed.
-    let o = lingqiao(&[
-        "perplexity",
-        "-m",
-        "smollm2",
-        "-t",
-        "2",
-        "--kl-divergence",
-        logits,
-    ]);
+    let o = perplexity_smollm2(&["--kl-divergence", logits]);
     assert_ok(&o);
     let out = stdout(&o);
     assert!(out.contains("Same top p: 100.000"), "{out}");
@@ -94,14 +88,12 @@ fn bad_texts_and_contexts_are_clear_errors() {
         ),
         (vec![], "-f FILE"),
     ] {
-        let mut all = vec!["perplexity", "-m", "smollm2", "-t", "2"];
-        all.extend(args.iter().copied());
-        let o = lingqiao(&all);
+        let o = perplexity_smollm2(&args);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{all:?}: {err}");
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert!(
             err.contains("Error: ") && err.contains(want) && !err.contains("panicked"),
-            "{all:?}: {err}"
+            "{args:?}: {err}"
         );
     }
 }

@@ -251,15 +251,18 @@ pub fn perplexity(
             for i in r {
                 let lg = &logits[i * n_vocab..(i + 1) * n_vocab];
                 let span = i * rec..(i + 1) * rec;
+                let norm = row::Norm::of(lg);
                 let mut s = if writing {
                     // SAFETY: row i's record is written by this iteration only, and
                     // `saved` outlives the job.
-                    row::encode(lg, next[i], unsafe { saved_rows.slice(span.clone()) })
+                    row::encode(lg, &norm, next[i], unsafe {
+                        saved_rows.slice(span.clone())
+                    })
                 } else {
-                    row::nll(lg, next[i])
+                    row::nll(lg, &norm, next[i])
                 };
                 if kl_mode {
-                    s = row::compare(lg, next[i], &based[span]);
+                    s = row::compare(lg, &norm, next[i], &based[span]);
                 }
                 // SAFETY: element i is written by this iteration only.
                 unsafe { out.write(i, s) };

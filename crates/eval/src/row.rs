@@ -29,21 +29,39 @@ pub fn record_bytes(n_vocab: usize) -> usize {
 /// Log-probs span this far below the best one; lower ones are clamped and ignored.
 const LP_RANGE: f32 = 16.0;
 
-/// The first index of the largest logit, that logit, and `ln Σ exp(x - max)`.
-///
-/// The exponentials are f32 (as llama.cpp's) but summed in f64: over 150k entries an f32
-/// sum would lose the small ones.
-fn max_lse(logits: &[f32]) -> (usize, f32, f64) {
-    let mut top = 0;
-    let mut max = logits[0];
-    for (i, &x) in logits.iter().enumerate().skip(1) {
-        if x > max {
-            max = x;
-            top = i;
+/// A row's softmax normaliser, found once per row and shared by everything that scores it.
+pub struct Norm {
+    /// The first index of the largest logit.
+    top: usize,
+    max: f32,
+    /// `ln Σ exp(x - max)`.
+    lse: f64,
+}
+
+impl Norm {
+    /// The exponentials are f32 (as llama.cpp's) but summed in f64: over 150k entries an
+    /// f32 sum would lose the small ones.
+    pub fn of(logits: &[f32]) -> Norm {
+        let mut top = 0;
+        let mut max = logits[0];
+        for (i, &x) in logits.iter().enumerate().skip(1) {
+            if x > max {
+                max = x;
+                top = i;
+            }
+        }
+        let sum: f64 = logits.iter().map(|&x| f64::from((x - max).exp())).sum();
+        Norm {
+            top,
+            max,
+            lse: sum.ln(),
         }
     }
-    let sum: f64 = logits.iter().map(|&x| f64::from((x - max).exp())).sum();
-    (top, max, sum.ln())
+
+    /// `ln Σ exp(x)`: log p(i) = x_i - log_z.
+    fn log_z(&self) -> f64 {
+        f64::from(self.max) + self.lse
+    }
 }
 
 /// What one scored position contributes to the totals.
@@ -60,18 +78,17 @@ pub struct RowStats {
 }
 
 /// Negative log-likelihood of `next` under `logits`.
-pub fn nll(logits: &[f32], next: u32) -> RowStats {
-    let (_, max, lse) = max_lse(logits);
+pub fn nll(logits: &[f32], norm: &Norm, next: u32) -> RowStats {
     RowStats {
-        nll: f64::from(max) + lse - f64::from(logits[next as usize]),
+        nll: norm.log_z() - f64::from(logits[next as usize]),
         ..Default::default()
     }
 }
 
 /// [`nll`], and the position's record written to `out` (`record_bytes(logits.len())`).
-pub fn encode(logits: &[f32], next: u32, out: &mut [u8]) -> RowStats {
-    let (top, max, lse) = max_lse(logits);
-    let nll = f64::from(max) + lse - f64::from(logits[next as usize]);
+pub fn encode(logits: &[f32], norm: &Norm, next: u32, out: &mut [u8]) -> RowStats {
+    let &Norm { top, max, lse } = norm;
+    let nll = norm.log_z() - f64::from(logits[next as usize]);
     let min = logits.iter().copied().fold(f32::INFINITY, f32::min);
     let floor = min.max(max - LP_RANGE);
     let scale = (max - floor) / 65535.0;
@@ -98,29 +115,27 @@ pub fn encode(logits: &[f32], next: u32, out: &mut [u8]) -> RowStats {
 }
 
 /// This position under `logits` against the base's `record` of it.
-pub fn compare(logits: &[f32], next: u32, record: &[u8]) -> RowStats {
-    let (top, max, lse) = max_lse(logits);
+pub fn compare(logits: &[f32], norm: &Norm, next: u32, record: &[u8]) -> RowStats {
     let f32_at = |o: usize| f32::from_le_bytes(record[o..o + 4].try_into().expect("4 bytes"));
     let scale = f32_at(0);
     let min_lp = f32_at(4);
     let nll_base = f64::from_le_bytes(record[8..16].try_into().expect("8 bytes"));
     let top_base = u32::from_le_bytes(record[16..20].try_into().expect("4 bytes"));
-    // log p(i) = x_i - norm
-    let norm = f64::from(max) + lse;
+    let log_z = norm.log_z();
     let mut kld = 0.0f64;
     for (&x, q) in logits.iter().zip(record[ROW_HEADER..].chunks_exact(2)) {
         let lp_base = scale * f32::from(u16::from_le_bytes([q[0], q[1]])) + min_lp;
         // Tokens the base gives under e^-16 add nothing measurable (llama.cpp's cut too).
         if lp_base > -LP_RANGE {
             let lp_base = f64::from(lp_base);
-            kld += lp_base.exp() * (lp_base - (f64::from(x) - norm));
+            kld += lp_base.exp() * (lp_base - (f64::from(x) - log_z));
         }
     }
     RowStats {
-        nll: norm - f64::from(logits[next as usize]),
+        nll: log_z - f64::from(logits[next as usize]),
         nll_base,
         kld,
-        same_top: top as u32 == top_base,
+        same_top: norm.top as u32 == top_base,
     }
 }
 
@@ -149,7 +164,7 @@ mod tests {
         let x = logits(1000, 1);
         let lp = log_softmax(&x);
         for next in [0u32, 17, 999] {
-            let got = nll(&x, next).nll;
+            let got = nll(&x, &Norm::of(&x), next).nll;
             // The exponentials are f32: about 1e-7 relative each.
             assert!(
                 (got + lp[next as usize]).abs() < 1e-6,
@@ -164,7 +179,7 @@ mod tests {
         let x = logits(5000, 2);
         let lp = log_softmax(&x);
         let mut rec = vec![0u8; record_bytes(x.len())];
-        let stats = encode(&x, 42, &mut rec);
+        let stats = encode(&x, &Norm::of(&x), 42, &mut rec);
         assert!((stats.nll + lp[42]).abs() < 1e-6);
         let scale = f32::from_le_bytes(rec[0..4].try_into().unwrap());
         let min_lp = f32::from_le_bytes(rec[4..8].try_into().unwrap());
@@ -188,8 +203,9 @@ mod tests {
     fn divergence_from_itself_is_zero_and_from_a_shift_is_exact() {
         let x = logits(3000, 3);
         let mut rec = vec![0u8; record_bytes(x.len())];
-        encode(&x, 7, &mut rec);
-        let same = compare(&x, 7, &rec);
+        let norm = Norm::of(&x);
+        encode(&x, &norm, 7, &mut rec);
+        let same = compare(&x, &norm, 7, &rec);
         assert!(same.kld.abs() < 1e-4, "{}", same.kld);
         assert!(same.same_top);
         assert_eq!(same.nll, same.nll_base);
@@ -203,7 +219,7 @@ mod tests {
             .filter(|(a, _)| **a > -16.0)
             .map(|(a, b)| a.exp() * (a - b))
             .sum();
-        let got = compare(&y, 7, &rec);
+        let got = compare(&y, &Norm::of(&y), 7, &rec);
         assert!(
             (got.kld - want).abs() < 1e-3 * want.max(1e-3),
             "{} vs {want}",

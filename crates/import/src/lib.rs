@@ -14,6 +14,7 @@ mod hparams;
 mod tensors;
 mod vocab;
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -358,6 +359,44 @@ fn plan(
     Ok(plan)
 }
 
+/// `data` as rows of the planned type.
+fn encode(p: &Planned, data: &[f32]) -> Result<Vec<u8>, ImportError> {
+    let row_len = p.shape[p.shape.len() - 1];
+    let row_bytes = lingqiao_kernels::row_bytes(p.ty, row_len)?;
+    let mut bytes = vec![0u8; row_bytes * (data.len() / row_len)];
+    for (src, dst) in data
+        .chunks_exact(row_len)
+        .zip(bytes.chunks_exact_mut(row_bytes))
+    {
+        lingqiao_kernels::quantize_row_ref(p.ty, src, dst)?;
+    }
+    Ok(bytes)
+}
+
+/// The planned tensor's bytes in the output file.
+fn tensor_bytes<'a>(p: &Planned, tensors: &'a Tensors) -> Result<Cow<'a, [u8]>, ImportError> {
+    if let Some(values) = &p.generated {
+        return Ok(Cow::Owned(encode(p, values)?));
+    }
+    // the embedding may be trimmed to the vocabulary (gemma3)
+    let t = tensors
+        .need(&p.hf)?
+        .first(p.shape.iter().product(), &p.hf)?;
+    if p.permute_heads.is_none() && p.shift == 0.0 && t.ggml_type(&p.hf)? == p.ty {
+        // Already the output type and values untouched: no round trip through f32.
+        return Ok(Cow::Borrowed(t.data));
+    }
+    let mut data = t.to_f32(&p.hf)?;
+    if let Some(n_head) = p.permute_heads {
+        let cols = if p.shape.len() == 2 { p.shape[1] } else { 1 };
+        data = permute_rows(&data, n_head, cols);
+    }
+    if p.shift != 0.0 {
+        data.iter_mut().for_each(|x| *x += p.shift);
+    }
+    Ok(Cow::Owned(encode(p, &data)?))
+}
+
 fn write_tensors(
     w: GgufWriter,
     tmp: &Path,
@@ -368,29 +407,7 @@ fn write_tensors(
     let file = File::create(tmp).map_err(|source| io(tmp, source))?;
     let mut dw = w.start(BufWriter::with_capacity(1 << 20, file))?;
     for (i, p) in plan.iter().enumerate() {
-        let mut data = match &p.generated {
-            Some(values) => values.clone(),
-            None => tensors.need(&p.hf)?.to_f32(&p.hf)?,
-        };
-        // the embedding may be trimmed to the vocabulary (gemma3)
-        data.truncate(p.shape.iter().product());
-        let cols = if p.shape.len() == 2 { p.shape[1] } else { 1 };
-        if let Some(n_head) = p.permute_heads {
-            data = permute_rows(&data, n_head, cols);
-        }
-        if p.shift != 0.0 {
-            data.iter_mut().for_each(|x| *x += p.shift);
-        }
-        let row_len = p.shape[p.shape.len() - 1];
-        let row_bytes = lingqiao_kernels::row_bytes(p.ty, row_len)?;
-        let mut bytes = vec![0u8; row_bytes * (data.len() / row_len)];
-        for (src, dst) in data
-            .chunks_exact(row_len)
-            .zip(bytes.chunks_exact_mut(row_bytes))
-        {
-            lingqiao_kernels::quantize_row_ref(p.ty, src, dst)?;
-        }
-        dw.write_tensor(&bytes)?;
+        dw.write_tensor(&tensor_bytes(p, tensors)?)?;
         if let Some(f) = opts.progress {
             f(i + 1, plan.len(), &p.gguf);
         }

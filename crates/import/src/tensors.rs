@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
+use lingqiao_gguf::GgmlType;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors, tensor::Metadata};
 use serde_json::Value as Json;
@@ -142,13 +142,12 @@ impl Tensors {
 }
 
 impl TensorRef<'_> {
-    pub(crate) fn n_elements(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    pub(crate) fn check_dtype(&self, name: &str) -> Result<(), ImportError> {
+    /// The GGUF type holding the same values: the dtypes we read, all exact in f32.
+    pub(crate) fn ggml_type(&self, name: &str) -> Result<GgmlType, ImportError> {
         match self.dtype {
-            Dtype::F32 | Dtype::F16 | Dtype::BF16 => Ok(()),
+            Dtype::F32 => Ok(GgmlType::F32),
+            Dtype::F16 => Ok(GgmlType::F16),
+            Dtype::BF16 => Ok(GgmlType::BF16),
             other => Err(ImportError::UnsupportedDtype {
                 name: name.to_string(),
                 dtype: format!("{other:?}"),
@@ -156,30 +155,24 @@ impl TensorRef<'_> {
         }
     }
 
-    /// The values as f32 (exact for every accepted dtype).
+    pub(crate) fn check_dtype(&self, name: &str) -> Result<(), ImportError> {
+        self.ggml_type(name).map(|_| ())
+    }
+
+    /// The bytes of the first `n` elements (`shape` still describes the whole tensor).
+    pub(crate) fn first(self, n: usize, name: &str) -> Result<Self, ImportError> {
+        let end = n.saturating_mul(self.ggml_type(name)?.type_size());
+        Ok(TensorRef {
+            data: &self.data[..end.min(self.data.len())],
+            ..self
+        })
+    }
+
+    /// The values of `data` as f32 (exact for every accepted dtype).
     pub(crate) fn to_f32(&self, name: &str) -> Result<Vec<f32>, ImportError> {
-        let d = self.data;
-        let v: Vec<f32> = match self.dtype {
-            Dtype::F32 => d
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => d
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => d
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(ImportError::UnsupportedDtype {
-                    name: name.to_string(),
-                    dtype: format!("{other:?}"),
-                });
-            }
-        };
-        debug_assert_eq!(v.len(), self.n_elements());
+        let ty = self.ggml_type(name)?;
+        let mut v = vec![0.0f32; self.data.len() / ty.type_size()];
+        lingqiao_kernels::dequantize_row(ty, self.data, &mut v)?;
         Ok(v)
     }
 }

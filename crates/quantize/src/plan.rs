@@ -20,6 +20,13 @@ pub struct TensorPlan {
     pub fallback_from: Option<GgmlType>,
 }
 
+impl TensorPlan {
+    /// Already quantized and converted to another type: dequantized and quantized again.
+    pub(crate) fn requantizes(&self) -> bool {
+        is_quantized(self.from) && self.from != self.to
+    }
+}
+
 /// The hyper-parameters the rules read (`llama_hparams`), from the file's metadata.
 struct Hparams {
     arch: String,
@@ -317,6 +324,11 @@ fn mix_type(
 
 /// A type whose blocks fit rows of `ncols` (`tensor_type_fallback`): the K-quants fall back
 /// to a 32-element type, and anything still not fitting to F16.
+/// A block type, not one of the float types.
+pub(crate) fn is_quantized(ty: GgmlType) -> bool {
+    !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
 fn fallback(ty: GgmlType, ncols: u64) -> GgmlType {
     use GgmlType as G;
     if ncols.is_multiple_of(ty.block_size() as u64) {
@@ -357,7 +369,7 @@ pub fn plan_detailed(
         tied_embeddings: !tensors.iter().any(|t| t.name == "output.weight"),
     };
     let base = opts.target.base_type();
-    let quantized_target = !matches!(base, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+    let quantized_target = is_quantized(base);
     tensors
         .into_iter()
         .map(|t| {

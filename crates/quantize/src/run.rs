@@ -214,18 +214,14 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn is_quantized(ty: GgmlType) -> bool {
-    !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
-}
-
 fn warn_about(input: &Path, plan: &[TensorPlan]) {
-    let requant: BTreeMap<&str, usize> = plan
-        .iter()
-        .filter(|p| is_quantized(p.from) && p.from != p.to)
-        .fold(BTreeMap::new(), |mut m, p| {
-            *m.entry(p.from.name()).or_default() += 1;
-            m
-        });
+    let requant: BTreeMap<&str, usize> =
+        plan.iter()
+            .filter(|p| p.requantizes())
+            .fold(BTreeMap::new(), |mut m, p| {
+                *m.entry(p.from.name()).or_default() += 1;
+                m
+            });
     if !requant.is_empty() {
         let list: Vec<String> = requant.iter().map(|(t, n)| format!("{n} {t}")).collect();
         eprintln!(
@@ -372,7 +368,7 @@ fn report(file: &GgufFile, plan: &[TensorPlan], t0: Instant) -> QuantizeReport {
         bytes_in: 0,
         bytes_out: 0,
         bpw: 0.0,
-        requantized: plan.iter().any(|p| is_quantized(p.from) && p.from != p.to),
+        requantized: plan.iter().any(TensorPlan::requantizes),
         types: BTreeMap::new(),
         seconds: 0.0,
     };

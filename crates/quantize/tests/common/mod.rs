@@ -10,22 +10,10 @@ use std::sync::{Mutex, OnceLock};
 use lingqiao_quantize::{QuantizeOptions, Target, quantize_file};
 use sha2::{Digest, Sha256};
 
-/// `file` in the model cache (`$LINGQIAO_HOME/models`, default `~/.cache/lingqiao/models`),
-/// which must be installed (`lingqiao pull`).
-pub fn model_file(file: &str) -> PathBuf {
-    let home = std::env::var_os("LINGQIAO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lingqiao")
-        });
-    let path = home.join("models").join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: run `lingqiao pull` first",
-        path.display()
-    );
-    path
-}
+// The model cache lookup of the model tests, not a second copy of it.
+#[path = "../../../model/tests/common/mod.rs"]
+mod model_common;
+pub use model_common::model_file;
 
 pub fn testdata(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use lingqiao_fetch::PullOptions;
 use lingqiao_quantize::{QuantizeError, QuantizeOptions, Target};
 
 #[derive(Args)]
@@ -35,16 +34,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 pub fn quantize(args: QuantizeArgs) -> Result<()> {
     let target: Target = args.target.parse()?;
     anyhow::ensure!(args.threads != Some(0), "--threads must be at least 1");
-    let input = if std::path::Path::new(&args.input).exists() {
-        PathBuf::from(&args.input)
-    } else {
-        let opts = PullOptions {
-            progress: true,
-            ..Default::default()
-        };
-        lingqiao_fetch::resolve(&args.input, &opts)
-            .with_context(|| format!("cannot use model {:?}", args.input))?
-    };
+    let input = crate::resolve_model(&args.input)?;
     let opts = QuantizeOptions {
         target,
         threads: args.threads.unwrap_or(0),

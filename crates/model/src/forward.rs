@@ -65,7 +65,11 @@ impl Model {
             }];
             let [rows] = <[Vec<f32>; 1]>::try_from(self.forward_batch(&mut seq)?)
                 .expect("one sequence in, one out");
-            out.extend_from_slice(&rows);
+            if out.is_empty() {
+                out = rows;
+            } else {
+                out.extend_from_slice(&rows);
+            }
         }
         Ok(out)
     }
@@ -299,6 +303,15 @@ impl Model {
             if let Some(cap) = hp.final_logit_softcap {
                 logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
             }
+        }
+        if let [s] = &seqs[..] {
+            // One sequence owns every row: hand the buffer over instead of copying it (a
+            // vocabulary row is 0.6-1 MiB, copied per decoded token).
+            return Ok(vec![if s.output == Logits::Hidden {
+                h
+            } else {
+                logits
+            }]);
         }
         let (mut at_h, mut at_l) = (0, 0);
         let mut out = Vec::with_capacity(seqs.len());

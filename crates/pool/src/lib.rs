@@ -184,8 +184,7 @@ impl ThreadPool {
                 if c >= n_chunks {
                     break;
                 }
-                let start = c * chunk;
-                f(ith, start..(start + chunk).min(n_items));
+                f(ith, chunk_range(c, chunk, n_items));
             }
         };
         if n_chunks == 1 {
@@ -219,7 +218,7 @@ impl ThreadPool {
         let n = self.shared.n_threads.min(n_chunks);
         if n <= 1 || IN_JOB.with(Cell::get) {
             for c in 0..n_chunks {
-                f(0, c * chunk..((c + 1) * chunk).min(n_items));
+                f(0, chunk_range(c, chunk, n_items));
             }
             return;
         }
@@ -234,7 +233,6 @@ impl ThreadPool {
         let shares: Vec<Padded> = (0..n)
             .map(|t| Padded(AtomicU64::new(pack(total * t / n, total * (t + 1) / n))))
             .collect();
-        let range = |c: usize| c * chunk..((c + 1) * chunk).min(n_items);
         // Take one chunk from share `t`, from its front or its back.
         let take = |t: usize, front: bool| -> Option<usize> {
             let a = &shares[t].0;
@@ -258,18 +256,23 @@ impl ThreadPool {
         self.run(|ith, _| {
             if ith < n {
                 while let Some(c) = take(ith, true) {
-                    f(ith, range(c));
+                    f(ith, chunk_range(c, chunk, n_items));
                 }
             }
             // Then help the others, nearest share first.
             for k in 1..n {
                 let t = (ith + k) % n;
                 while let Some(c) = take(t, false) {
-                    f(ith, range(c));
+                    f(ith, chunk_range(c, chunk, n_items));
                 }
             }
         });
     }
+}
+
+/// Items of chunk `c` when `0..n_items` is cut into chunks of `chunk`.
+fn chunk_range(c: usize, chunk: usize, n_items: usize) -> Range<usize> {
+    c * chunk..((c + 1) * chunk).min(n_items)
 }
 
 /// One share's counters on a cache line pair of its own: the owner updates it once per

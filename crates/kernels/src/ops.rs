@@ -40,10 +40,11 @@ impl WeightView<'_> {
 }
 
 /// Rows per unit of parallel work in a product that runs many tokens (a prompt; decoding
-/// streams instead, see [`STREAM_GRAIN`]), a multiple of 4: about a quarter of the matrix's share
-/// per thread, but at least 16 KiB of weights (a few microseconds: small enough to balance
-/// threads on a noisy machine) and at most 1 MiB, and no more than ~64 units per thread, so
-/// a vocabulary projection (150k-260k rows) is not handed out in thousands of pieces.
+/// streams instead, see [`STREAM_GRAIN`]), a multiple of 4: about a quarter of the matrix's
+/// share per thread, but at least 16 KiB of weights (a few microseconds: small enough to
+/// balance threads on a noisy machine) and at most 1 MiB, and no more than ~64 units per
+/// thread, so a vocabulary projection (150k-260k rows) is not handed out in thousands of
+/// pieces.
 ///
 /// Long units matter when decoding a model larger than the caches: each thread then
 /// streams through long runs of consecutive rows, which the hardware prefetchers follow. On

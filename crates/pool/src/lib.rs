@@ -238,14 +238,14 @@ impl ThreadPool {
             let a = &shares[t].0;
             let mut v = a.load(Ordering::Relaxed);
             loop {
-                let (f, b) = ((v & 0xFFFF_FFFF) as usize, (v >> 32) as usize);
-                if f >= b {
+                let (lo, hi) = ((v & 0xFFFF_FFFF) as usize, (v >> 32) as usize);
+                if lo >= hi {
                     return None;
                 }
                 let (next, c) = if front {
-                    (pack(f + 1, b), f)
+                    (pack(lo + 1, hi), lo)
                 } else {
-                    (pack(f, b - 1), b - 1)
+                    (pack(lo, hi - 1), hi - 1)
                 };
                 match a.compare_exchange_weak(v, next, Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => return Some(c),

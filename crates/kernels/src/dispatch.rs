@@ -14,6 +14,13 @@ pub type VecDotFn = fn(n: usize, w: &[u8], x: &[u8]) -> f32;
 /// decoded once for four tokens.
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], x: &[u8], out: &mut [f32; 4]);
 
+/// [`VecDotFn`] for one long weight row that also asks for the cache lines of `pf` (a region
+/// as long as `w`, usually the bytes a fixed distance further on) a block at a time as the
+/// row is multiplied, so a decode step's stream of prefetches is spread evenly over a long
+/// row instead of issued in one burst before it. The result must equal, bit for bit, the
+/// table's [`VecDotFn`].
+pub type VecDotPfFn = fn(n: usize, w: &[u8], x: &[u8], pf: &[u8]) -> f32;
+
 /// Activations (f32) into one row of an activation type: `src.len()` elements, whole blocks,
 /// into exactly that row's bytes of `dst`. Every table's quantizers give the scalar bytes.
 pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
@@ -42,6 +49,8 @@ pub struct Kernels {
     /// The four-token kernel for a weight type, where this table has one; matmul falls back
     /// to four [`VecDotFn`] calls otherwise.
     pub x4: fn(GgmlType) -> Option<VecDotX4Fn>,
+    /// The prefetching one-row kernel for a weight type, where this table has one.
+    pub pf: fn(GgmlType) -> Option<VecDotPfFn>,
     /// ggml's x86 `quantize_row_q8_0` (see [`crate::quantize_row`]).
     pub quantize_q8_0: QuantizeFn,
     /// ggml's x86 `quantize_row_q8_1`.
@@ -58,6 +67,10 @@ pub struct Kernels {
 }
 
 fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {
+    None
+}
+
+pub(crate) fn no_pf(_: GgmlType) -> Option<VecDotPfFn> {
     None
 }
 
@@ -79,6 +92,7 @@ const SCALAR: Kernels = Kernels {
     q6_k: scalar::vec_dot_q6_k_q8_k,
     q8_k: scalar::vec_dot_q8_k_q8_k,
     x4: no_x4,
+    pf: no_pf,
     quantize_q8_0: scalar::quantize_row_q8_0,
     quantize_q8_1: scalar::quantize_row_q8_1,
     quantize_q8_k: scalar::quantize_row_q8_k,
@@ -211,6 +225,12 @@ impl Kernels {
     #[inline]
     pub fn vec_dot_x4_fn(&self, ty: GgmlType) -> Option<VecDotX4Fn> {
         (self.x4)(ty)
+    }
+
+    /// The prefetching one-row kernel for weights of type `ty`, if this table has one.
+    #[inline]
+    pub fn vec_dot_pf_fn(&self, ty: GgmlType) -> Option<VecDotPfFn> {
+        (self.pf)(ty)
     }
 
     /// See [`crate::vec_dot`].

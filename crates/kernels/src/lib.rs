@@ -21,7 +21,7 @@ pub mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use dispatch::{Isa, Kernels, VecDotFn, VecDotX4Fn};
+pub use dispatch::{Isa, Kernels, VecDotFn, VecDotPfFn, VecDotX4Fn};
 pub use lingqiao_gguf::{GgmlType, QK_K};
 
 /// Errors from the checked entry points. The hot path ([`vec_dot`]) does not return these: its

@@ -136,6 +136,42 @@ fn simd_matches_scalar_for_every_type() {
     }
 }
 
+#[test]
+fn prefetching_kernels_equal_single_ones_on_random_data() {
+    let mut r = rng(23);
+    let mut checked = 0;
+    for table in tables() {
+        for ty in FIXTURE_TYPES {
+            let Some(pf) = table.vec_dot_pf_fn(ty) else {
+                continue;
+            };
+            for trial in 0..40 {
+                let n = ty.block_size() * (1 + trial % 40);
+                let w = random_weights(ty, n, &mut r);
+                let (_, x) = random_activations(ty, n, &mut r);
+                let want = table.vec_dot(ty, n, &w, &x);
+                // The region to prefetch: none, shorter than the row, or as long.
+                let other = random_weights(ty, n, &mut r);
+                for region in [&other[..0], &other[..other.len() / 3], &other[..]] {
+                    let got = pf(n, &w, &x, region);
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{} {ty} n={n} region {}: {got} vs vec_dot {want}",
+                        table.isa,
+                        region.len()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 0 || Kernels::avx512().is_none(),
+        "the AVX-512 table has prefetching K-quant kernels"
+    );
+}
+
 /// The tables that have four-token kernels, and the types they have them for.
 fn x4_cases() -> Vec<(&'static Kernels, GgmlType)> {
     let mut cases = Vec::new();

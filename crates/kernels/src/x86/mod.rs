@@ -11,7 +11,7 @@ mod probe;
 pub(crate) mod quantize;
 mod tile;
 
-use crate::dispatch::{Kernels, VecDotX4Fn};
+use crate::dispatch::{Kernels, VecDotPfFn, VecDotX4Fn, no_pf};
 use crate::scalar::{self, blocks};
 use bytemuck::Pod;
 use lingqiao_gguf::GgmlType;
@@ -163,6 +163,7 @@ const AVX2: Kernels = Kernels {
     q6_k: avx2_safe::vec_dot_q6_k_q8_k::one,
     q8_k: scalar::vec_dot_q8_k_q8_k,
     x4: avx2_x4,
+    pf: no_pf,
     quantize_q8_0: quantize_safe::q8_0,
     quantize_q8_1: quantize_safe::q8_1,
     quantize_q8_k: quantize_safe::q8_k,
@@ -204,6 +205,45 @@ fn avx512_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
     })
 }
 
+/// Safe wrappers of the AVX-512 prefetching one-row kernels, for the tables.
+mod pf_safe {
+    macro_rules! wrap {
+        ($($name:ident),*) => {$(
+            pub(super) fn $name(n: usize, w: &[u8], x: &[u8], pf: &[u8]) -> f32 {
+                // SAFETY: only reachable through the AVX-512 tables, which exist only after
+                // their features were detected and their probes passed.
+                unsafe { super::avx512::$name(n, w, x, pf) }
+            }
+        )*};
+    }
+    wrap!(
+        q4_k_q8_k_pf,
+        q5_k_q8_k_pf,
+        q6_k_q8_k_pf,
+        q4_k_q8_k_gfni_pf,
+        q5_k_q8_k_gfni_pf,
+        q6_k_q8_k_gfni_pf
+    );
+}
+
+fn avx512_pf(ty: GgmlType) -> Option<VecDotPfFn> {
+    Some(match ty {
+        GgmlType::Q4_K => pf_safe::q4_k_q8_k_pf,
+        GgmlType::Q5_K => pf_safe::q5_k_q8_k_pf,
+        GgmlType::Q6_K => pf_safe::q6_k_q8_k_pf,
+        _ => return None,
+    })
+}
+
+fn avx512_gfni_pf(ty: GgmlType) -> Option<VecDotPfFn> {
+    Some(match ty {
+        GgmlType::Q4_K => pf_safe::q4_k_q8_k_gfni_pf,
+        GgmlType::Q5_K => pf_safe::q5_k_q8_k_gfni_pf,
+        GgmlType::Q6_K => pf_safe::q6_k_q8_k_gfni_pf,
+        _ => return None,
+    })
+}
+
 /// The AVX-512 kernels for the types real models use; the AVX2 ones (or scalar) for the rest.
 const AVX512: Kernels = Kernels {
     isa: "avx512",
@@ -217,6 +257,7 @@ const AVX512: Kernels = Kernels {
     q5_k: avx512_safe::q5_k_q8_k::one,
     q6_k: avx512_safe::q6_k_q8_k::one,
     x4: avx512_x4,
+    pf: avx512_pf,
     tile: Some(crate::tile::TileKernels {
         pack: tile_safe::pack,
         run: tile_safe::run,
@@ -262,6 +303,7 @@ const AVX512_GFNI: Kernels = Kernels {
     q5_k: avx512_safe::q5_k_q8_k_gfni::one,
     q6_k: avx512_safe::q6_k_q8_k_gfni::one,
     x4: avx512_gfni_x4,
+    pf: avx512_gfni_pf,
     ..AVX512
 };
 

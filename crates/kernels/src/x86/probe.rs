@@ -211,6 +211,15 @@ impl Case {
                 return false;
             }
         }
+        if let Some(pf) = table.vec_dot_pf_fn(self.ty) {
+            // Prefetching the row itself: any region must leave the result as it is.
+            for (r, g) in got.iter().enumerate() {
+                let xr = &self.x[r * self.x_row..(r + 1) * self.x_row];
+                if pf(self.n, &self.w, xr, &self.w).to_bits() != g.to_bits() {
+                    return false;
+                }
+            }
+        }
         true
     }
 }
@@ -335,7 +344,7 @@ fn read_verdict(fd: libc::c_int) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::dispatch::VecDotX4Fn;
+    use crate::dispatch::{VecDotPfFn, VecDotX4Fn};
     use crate::scalar;
 
     /// A kernel whose instruction does not exist, like AMX on this machine.
@@ -357,6 +366,20 @@ mod tests {
                 *o = scalar::vec_dot_q8_0_q8_0(n, w, &x[j * row..(j + 1) * row]) * (1.0 + 1e-7);
             }
         })
+    }
+
+    fn sloppy_pf(ty: GgmlType) -> Option<VecDotPfFn> {
+        (ty == GgmlType::Q4_K)
+            .then_some(|n, w, x, _pf: &[u8]| scalar::vec_dot_q4_k_q8_k(n, w, x) * (1.0 + 1e-7))
+    }
+
+    #[test]
+    fn a_prefetching_kernel_that_is_not_bit_identical_fails() {
+        let table = Kernels {
+            pf: sloppy_pf,
+            ..*Kernels::scalar()
+        };
+        assert!(!passes(&table));
     }
 
     /// A tile kernel one ulp off the reference in one output.

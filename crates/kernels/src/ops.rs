@@ -106,6 +106,24 @@ pub fn prefetch(bytes: Option<&[u8]>) {
     let _ = bytes;
 }
 
+/// Ask for the cache lines of `bytes` (if any) to be brought into L2 (not L1): for data
+/// read a little later and in larger amounts than L1 holds, such as the rows of a KV cache
+/// that the weight stream of the previous token evicted.
+#[inline(always)]
+pub fn prefetch_l2(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: prefetch is a hint; the address is inside a live slice.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Tokens per tile of prompt processing: their activations (64 x one quantized row, e.g.
 /// 64 x 952 bytes for 896 columns) stay in L1/L2 while a chunk of weight rows runs over them.
 const TOKEN_TILE: usize = 64;

@@ -2,36 +2,166 @@
 //! share one KV head (grouped-query attention): each cached key and value row is converted
 //! from f16 once and used by every head of the group.
 //!
-//! - [`dot_f16_group`]: `out[h] = q_h · k` for one key row.
-//! - [`axpy_f16_group`]: `o_h += p_h * v` for one value row.
+//! - [`scores_f16`]: `out[h][r] = q_h · k_r` for a run of key rows.
+//! - [`values_f16`]: `o_h += sum_r p_h[r] * v_r` for a run of value rows, in row order.
 //!
-//! Both have a portable version and an AVX2+FMA+F16C one; the kernel table
-//! ([`crate::Kernels`]) holds the one its instruction set uses. They sum in a different
-//! order from ggml's `ggml_vec_dot_f16` (8 lanes, then across), so scores can differ from the
-//! one-head kernel in the last bits.
+//! Each has a portable version, an AVX2+FMA+F16C one and an AVX-512 one; the kernel table
+//! ([`crate::Kernels`]) holds the one its instruction set uses. The dot products sum in a
+//! different order from ggml's `ggml_vec_dot_f16` (8 or 16 lanes, then across), so scores
+//! can differ from it in the last bits; the value sums are one fused multiply-add per
+//! element and row, in row order, in every version, so they agree bit for bit.
 
 use half::f16;
 
-/// [`dot_f16_group`]'s signature, a slot of the kernel table.
-pub type AttnDotFn = fn(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]);
-/// [`axpy_f16_group`]'s signature, a slot of the kernel table.
-pub type AttnAxpyFn = fn(v: &[f16], p: &[f32], o: &mut [f32], hd: usize);
+/// [`scores_f16`]'s signature, a slot of the kernel table.
+pub type AttnDotFn = fn(
+    k: &[f16],
+    stride: usize,
+    rows: usize,
+    q: &[f32],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+);
+/// [`values_f16`]'s signature, a slot of the kernel table.
+pub type AttnAxpyFn =
+    fn(v: &[f16], stride: usize, rows: usize, p: &[f32], p_stride: usize, o: &mut [f32], hd: usize);
 
-/// `out[h] = dot(q[h * hd..][..hd], k)` for `h < out.len()`; `k` has `hd` elements.
+/// `out[h * out_stride + r] = dot(q[h * hd..][..hd], k[r * stride..][..hd])` for `r < rows`
+/// and every head `h < q.len() / hd`.
 #[inline]
-pub fn dot_f16_group(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
-    assert!(k.len() >= hd && q.len() >= out.len() * hd);
-    (crate::Kernels::get().attn_dot)(k, q, hd, out)
+pub fn scores_f16(
+    k: &[f16],
+    stride: usize,
+    rows: usize,
+    q: &[f32],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let heads = q.len() / hd.max(1);
+    assert!(rows == 0 || k.len() >= (rows - 1) * stride + hd);
+    assert!(heads == 0 || out.len() >= (heads - 1) * out_stride + rows);
+    (crate::Kernels::get().attn_dot)(k, stride, rows, q, hd, out, out_stride)
 }
 
-/// `o[h * hd..][..hd] += p[h] * v` for `h < p.len()`; `v` has `hd` elements.
+/// `o[h * hd..][..hd] += p[h * p_stride + r] * v[r * stride..][..hd]` for `r` in `0..rows`,
+/// in that order, for every head `h < o.len() / hd`.
 #[inline]
-pub fn axpy_f16_group(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
-    assert!(v.len() >= hd && o.len() >= p.len() * hd);
-    (crate::Kernels::get().attn_axpy)(v, p, o, hd)
+pub fn values_f16(
+    v: &[f16],
+    stride: usize,
+    rows: usize,
+    p: &[f32],
+    p_stride: usize,
+    o: &mut [f32],
+    hd: usize,
+) {
+    let heads = o.len() / hd.max(1);
+    assert!(rows == 0 || v.len() >= (rows - 1) * stride + hd);
+    assert!(heads == 0 || p.len() >= (heads - 1) * p_stride + rows);
+    (crate::Kernels::get().attn_axpy)(v, stride, rows, p, p_stride, o, hd)
 }
 
-/// Portable reference of [`dot_f16_group`], summing in the same 8-lane order as the AVX2
+/// Cache rows this far ahead of the one being used are asked for in L2: while decoding,
+/// the rows come from memory (the previous token's weights evicted them). qwen15 decoding
+/// on two threads at context 256-320, together with fewer items per KV head (see the
+/// model's attention): 3.2-4.0 ms of attention per token before, 2.2-3.0 after; with the
+/// old 6 items per layer, prefetching alone was within the noise.
+const ROWS_AHEAD: usize = 16;
+
+/// [`crate::ops::prefetch_l2`] of the row at `at`, if `s` has it.
+#[inline(always)]
+fn prefetch_row(s: &[f16], at: usize, hd: usize) {
+    if let Some(row) = s.get(at..at + hd) {
+        crate::ops::prefetch_l2(bytemuck::cast_slice(row));
+    }
+}
+
+/// [`scores_f16`] one row at a time through a one-row kernel.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scores_by_row(
+    k: &[f16],
+    stride: usize,
+    rows: usize,
+    q: &[f32],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    dot: impl Fn(&[f16], &[f32], usize, &mut [f32]),
+) {
+    let heads = q.len() / hd.max(1);
+    let mut dots = vec![0f32; heads];
+    for r in 0..rows {
+        prefetch_row(k, (r + ROWS_AHEAD) * stride, hd);
+        dot(&k[r * stride..][..hd], q, hd, &mut dots);
+        for (h, d) in dots.iter().enumerate() {
+            out[h * out_stride + r] = *d;
+        }
+    }
+}
+
+/// [`values_f16`] one row at a time through a one-row kernel.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn values_by_row(
+    v: &[f16],
+    stride: usize,
+    rows: usize,
+    p: &[f32],
+    p_stride: usize,
+    o: &mut [f32],
+    hd: usize,
+    axpy: impl Fn(&[f16], &[f32], &mut [f32], usize),
+) {
+    let heads = o.len() / hd.max(1);
+    let mut pr = vec![0f32; heads];
+    for r in 0..rows {
+        prefetch_row(v, (r + ROWS_AHEAD) * stride, hd);
+        for (h, x) in pr.iter_mut().enumerate() {
+            *x = p[h * p_stride + r];
+        }
+        axpy(&v[r * stride..][..hd], &pr, o, hd);
+    }
+}
+
+/// Portable [`scores_f16`].
+pub fn scores_f16_scalar(
+    k: &[f16],
+    stride: usize,
+    rows: usize,
+    q: &[f32],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    scores_by_row(
+        k,
+        stride,
+        rows,
+        q,
+        hd,
+        out,
+        out_stride,
+        dot_f16_group_scalar,
+    )
+}
+
+/// Portable [`values_f16`].
+pub fn values_f16_scalar(
+    v: &[f16],
+    stride: usize,
+    rows: usize,
+    p: &[f32],
+    p_stride: usize,
+    o: &mut [f32],
+    hd: usize,
+) {
+    values_by_row(v, stride, rows, p, p_stride, o, hd, axpy_f16_group_scalar)
+}
+
+/// One key row against every head: the portable reference, summing in the same 8-lane order as the AVX2
 /// version (lane `i % 8`, then lanes pairwise) so the two agree closely.
 pub fn dot_f16_group_scalar(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
     for (h, o) in out.iter_mut().enumerate() {
@@ -44,7 +174,7 @@ pub fn dot_f16_group_scalar(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
     }
 }
 
-/// Portable reference of [`axpy_f16_group`].
+/// One value row into every head's output: the portable reference.
 pub fn axpy_f16_group_scalar(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
     for (h, &ph) in p.iter().enumerate() {
         for (acc, e) in o[h * hd..][..hd].iter_mut().zip(&v[..hd]) {
@@ -53,18 +183,67 @@ pub fn axpy_f16_group_scalar(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
     }
 }
 
-/// Safe wrappers of the AVX2 versions, for the SIMD tables.
+/// Safe wrappers of the AVX2 and AVX-512 versions, for the SIMD tables.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2_safe {
     use half::f16;
 
-    // SAFETY (both): only reachable through a table, which exists only after AVX2, FMA and
-    // F16C were detected and the table's probe passed.
-    pub(crate) fn dot(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
-        unsafe { super::avx2::dot_f16_group(k, q, hd, out) }
+    // SAFETY (all): only reachable through a table, which exists only after its features
+    // (AVX2, FMA and F16C; AVX-512F for the last two) were detected and its probe passed.
+    pub(crate) fn dot(
+        k: &[f16],
+        stride: usize,
+        rows: usize,
+        q: &[f32],
+        hd: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        super::scores_by_row(
+            k,
+            stride,
+            rows,
+            q,
+            hd,
+            out,
+            out_stride,
+            |k, q, hd, o| unsafe { super::avx2::dot_f16_group(k, q, hd, o) },
+        )
     }
-    pub(crate) fn axpy(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
-        unsafe { super::avx2::axpy_f16_group(v, p, o, hd) }
+    pub(crate) fn axpy(
+        v: &[f16],
+        stride: usize,
+        rows: usize,
+        p: &[f32],
+        p_stride: usize,
+        o: &mut [f32],
+        hd: usize,
+    ) {
+        super::values_by_row(v, stride, rows, p, p_stride, o, hd, |v, p, o, hd| unsafe {
+            super::avx2::axpy_f16_group(v, p, o, hd)
+        })
+    }
+    pub(crate) fn dot512(
+        k: &[f16],
+        stride: usize,
+        rows: usize,
+        q: &[f32],
+        hd: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        unsafe { super::avx512::scores(k, stride, rows, q, hd, out, out_stride) }
+    }
+    pub(crate) fn axpy512(
+        v: &[f16],
+        stride: usize,
+        rows: usize,
+        p: &[f32],
+        p_stride: usize,
+        o: &mut [f32],
+        hd: usize,
+    ) {
+        unsafe { super::avx512::values(v, stride, rows, p, p_stride, o, hd) }
     }
 }
 
@@ -142,38 +321,307 @@ mod avx2 {
     }
 }
 
+/// The AVX-512 kernels: the scores of 16 key rows at a time, each row converted once into
+/// a block that every head then runs over with one accumulator per row (so no horizontal
+/// sum per row and head: one transposing reduction per 16 rows and head), and the value
+/// sums with each head's output held in registers across the rows. Head sizes 64, 128 and
+/// 256; others go row by row through the AVX2 kernels. Rows further on are asked
+/// for in L2 as the kernels go ([`ROWS_AHEAD`]).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use core::arch::x86_64::*;
+    use half::f16;
+
+    /// Key rows per block.
+    const BLOCK: usize = 16;
+    use super::{ROWS_AHEAD as AHEAD, prefetch_row};
+
+    /// 16 f16 from `s[at..at + 16]` as f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn load16(s: &[f16], at: usize) -> __m512 {
+        let s = &s[at..at + 16];
+        // SAFETY: 16 readable f16 (32 bytes), unaligned load.
+        _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(s.as_ptr().cast()) })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn loadf(s: &[f32], at: usize) -> __m512 {
+        let s = &s[at..at + 16];
+        // SAFETY: 16 readable f32, unaligned load.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn storef(d: &mut [f32], at: usize, v: __m512) {
+        let d = &mut d[at..at + 16];
+        // SAFETY: 16 writable f32, unaligned store.
+        unsafe { _mm512_storeu_ps(d.as_mut_ptr(), v) }
+    }
+
+    /// Lane `i` of the result: the sum of the lanes of `a[i]`. Halves, then quarters, then
+    /// a 4 x 4 transpose within 128-bit lanes, and one permute into row order.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn sum16(a: &[__m512; 16]) -> __m512 {
+        // x[i]: the 128-bit lanes [0 + 2, 1 + 3] of a[2i], then of a[2i + 1].
+        let x: [__m512; 8] = core::array::from_fn(|i| {
+            let (p, q) = (a[2 * i], a[2 * i + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(p, q),
+                _mm512_shuffle_f32x4::<0xEE>(p, q),
+            )
+        });
+        // y[i]: 128-bit lane k holds four partial sums of a[4i + k].
+        let y: [__m512; 4] = core::array::from_fn(|i| {
+            let (p, q) = (x[2 * i], x[2 * i + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x88>(p, q),
+                _mm512_shuffle_f32x4::<0xDD>(p, q),
+            )
+        });
+        let u0 = _mm512_add_ps(
+            _mm512_unpacklo_ps(y[0], y[1]),
+            _mm512_unpackhi_ps(y[0], y[1]),
+        );
+        let u1 = _mm512_add_ps(
+            _mm512_unpacklo_ps(y[2], y[3]),
+            _mm512_unpackhi_ps(y[2], y[3]),
+        );
+        let (u0, u1) = (_mm512_castps_pd(u0), _mm512_castps_pd(u1));
+        // Element 4k + j: the sum of a[4j + k].
+        let w = _mm512_add_ps(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(u0, u1)),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(u0, u1)),
+        );
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_ps(order, w)
+    }
+
+    /// See [`super::scores_f16`].
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn scores(
+        k: &[f16],
+        stride: usize,
+        rows: usize,
+        q: &[f32],
+        hd: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        match hd {
+            64 => scores_w::<4>(k, stride, rows, q, out, out_stride),
+            128 => scores_w::<8>(k, stride, rows, q, out, out_stride),
+            256 => scores_w::<16>(k, stride, rows, q, out, out_stride),
+            _ => super::avx2_safe::dot(k, stride, rows, q, hd, out, out_stride),
+        }
+    }
+
+    /// [`scores`] for head size `16 * W`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn scores_w<const W: usize>(
+        k: &[f16],
+        stride: usize,
+        rows: usize,
+        q: &[f32],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let hd = 16 * W;
+        let heads = q.len() / hd;
+        let mut block = [[_mm512_setzero_ps(); W]; BLOCK];
+        let mut r0 = 0;
+        while r0 + BLOCK <= rows {
+            for (r, kr) in block.iter_mut().enumerate() {
+                let at = (r0 + r) * stride;
+                prefetch_row(k, at + AHEAD * stride, hd);
+                for (c, v) in kr.iter_mut().enumerate() {
+                    *v = load16(k, at + 16 * c);
+                }
+            }
+            for h in 0..heads {
+                let mut acc = [_mm512_setzero_ps(); BLOCK];
+                for c in 0..W {
+                    let qv = loadf(q, h * hd + 16 * c);
+                    for (a, kr) in acc.iter_mut().zip(&block) {
+                        *a = _mm512_fmadd_ps(kr[c], qv, *a);
+                    }
+                }
+                storef(out, h * out_stride + r0, sum16(&acc));
+            }
+            r0 += BLOCK;
+        }
+        for r in r0..rows {
+            let at = r * stride;
+            let kr: [__m512; W] = core::array::from_fn(|c| load16(k, at + 16 * c));
+            for h in 0..heads {
+                let mut a = _mm512_setzero_ps();
+                for (c, kv) in kr.iter().enumerate() {
+                    a = _mm512_fmadd_ps(*kv, loadf(q, h * hd + 16 * c), a);
+                }
+                out[h * out_stride + r] = _mm512_reduce_add_ps(a);
+            }
+        }
+    }
+
+    /// See [`super::values_f16`].
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn values(
+        v: &[f16],
+        stride: usize,
+        rows: usize,
+        p: &[f32],
+        p_stride: usize,
+        o: &mut [f32],
+        hd: usize,
+    ) {
+        // Heads per pass: 16 registers of output.
+        match hd {
+            64 => values_w::<4, 4>(v, stride, rows, p, p_stride, o),
+            128 => values_w::<8, 2>(v, stride, rows, p, p_stride, o),
+            256 => values_w::<16, 1>(v, stride, rows, p, p_stride, o),
+            _ => super::avx2_safe::axpy(v, stride, rows, p, p_stride, o, hd),
+        }
+    }
+
+    /// [`values`] for head size `16 * W`, `H` heads per pass over the rows (then one at a
+    /// time for the rest).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn values_w<const W: usize, const H: usize>(
+        v: &[f16],
+        stride: usize,
+        rows: usize,
+        p: &[f32],
+        p_stride: usize,
+        o: &mut [f32],
+    ) {
+        let heads = o.len() / (16 * W);
+        let mut h0 = 0;
+        while h0 + H <= heads {
+            values_pass::<W, H>(v, stride, rows, p, p_stride, o, h0);
+            h0 += H;
+        }
+        for h in h0..heads {
+            values_pass::<W, 1>(v, stride, rows, p, p_stride, o, h);
+        }
+    }
+
+    /// Heads `h0..h0 + H` of [`values`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn values_pass<const W: usize, const H: usize>(
+        v: &[f16],
+        stride: usize,
+        rows: usize,
+        p: &[f32],
+        p_stride: usize,
+        o: &mut [f32],
+        h0: usize,
+    ) {
+        let hd = 16 * W;
+        let mut acc: [[__m512; W]; H] =
+            core::array::from_fn(|h| core::array::from_fn(|c| loadf(o, (h0 + h) * hd + 16 * c)));
+        for r in 0..rows {
+            let at = r * stride;
+            if h0 == 0 {
+                prefetch_row(v, at + AHEAD * stride, hd);
+            }
+            let vr: [__m512; W] = core::array::from_fn(|c| load16(v, at + 16 * c));
+            for (h, a) in acc.iter_mut().enumerate() {
+                let ph = _mm512_set1_ps(p[(h0 + h) * p_stride + r]);
+                for (a, vv) in a.iter_mut().zip(&vr) {
+                    // ph * v + o: the operation order of the other versions.
+                    *a = _mm512_fmadd_ps(ph, *vv, *a);
+                }
+            }
+        }
+        for (h, a) in acc.iter().enumerate() {
+            for (c, a) in a.iter().enumerate() {
+                storef(o, (h0 + h) * hd + 16 * c, *a);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn simd_agrees_with_scalar() {
+    fn every_table_agrees_with_exact_sums() {
         let mut s = 12345u32;
         let mut rnd = move || {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
         };
-        for (hd, heads) in [(64, 1), (64, 3), (64, 7), (256, 4), (128, 9), (12, 2)] {
-            let k: Vec<f16> = (0..hd).map(|_| f16::from_f32(rnd())).collect();
+        let mut tables = vec![crate::Kernels::scalar()];
+        tables.extend(crate::Kernels::simd_tables());
+        // Head sizes with and without an AVX-512 block kernel; row counts around the
+        // 16-row block; rows spaced wider than a head, as in a cache of several KV heads.
+        for (hd, heads, rows, stride) in [
+            (64, 1, 1, 64),
+            (64, 7, 33, 128),
+            (128, 6, 16, 256),
+            (128, 2, 47, 256),
+            (128, 9, 5, 128),
+            (256, 4, 20, 512),
+            (80, 3, 18, 160),
+            (12, 2, 3, 12),
+            (128, 3, 0, 128),
+        ] {
+            let k: Vec<f16> = (0..rows * stride).map(|_| f16::from_f32(rnd())).collect();
             let q: Vec<f32> = (0..hd * heads).map(|_| rnd()).collect();
-            let p: Vec<f32> = (0..heads).map(|_| rnd().abs()).collect();
-            let (mut a, mut b) = (vec![0f32; heads], vec![0f32; heads]);
-            dot_f16_group_scalar(&k, &q, hd, &mut a);
-            dot_f16_group(&k, &q, hd, &mut b);
-            for h in 0..heads {
-                let exact: f64 = (0..hd).map(|i| k[i].to_f64() * q[h * hd + i] as f64).sum();
-                assert!((a[h] as f64 - exact).abs() < 1e-5, "scalar {hd}x{heads}");
-                assert!(
-                    (b[h] as f64 - exact).abs() < 1e-5,
-                    "dispatched {hd}x{heads}"
-                );
-            }
+            let out_stride = rows + 3;
+            let p: Vec<f32> = (0..heads * out_stride).map(|_| rnd().abs()).collect();
             let base: Vec<f32> = (0..hd * heads).map(|_| rnd()).collect();
-            let (mut oa, mut ob) = (base.clone(), base.clone());
-            axpy_f16_group_scalar(&k, &p, &mut oa, hd);
-            axpy_f16_group(&k, &p, &mut ob, hd);
-            // Both are one fused multiply-add per element: identical.
-            assert_eq!(oa, ob);
+            let mut first_values: Option<Vec<f32>> = None;
+            for table in &tables {
+                let mut out = vec![f32::NAN; heads * out_stride];
+                (table.attn_dot)(&k, stride, rows, &q, hd, &mut out, out_stride);
+                for h in 0..heads {
+                    for r in 0..rows {
+                        let exact: f64 = (0..hd)
+                            .map(|i| k[r * stride + i].to_f64() * q[h * hd + i] as f64)
+                            .sum();
+                        let got = out[h * out_stride + r];
+                        assert!(
+                            (got as f64 - exact).abs() < 1e-5,
+                            "{} scores hd {hd} heads {heads} rows {rows}: row {r} head {h}: \
+                             {got} vs {exact}",
+                            table.isa
+                        );
+                    }
+                }
+                let mut o = base.clone();
+                (table.attn_axpy)(&k, stride, rows, &p, out_stride, &mut o, hd);
+                for h in 0..heads {
+                    for i in 0..hd {
+                        let exact = base[h * hd + i] as f64
+                            + (0..rows)
+                                .map(|r| p[h * out_stride + r] as f64 * k[r * stride + i].to_f64())
+                                .sum::<f64>();
+                        assert!(
+                            (o[h * hd + i] as f64 - exact).abs() < 1e-4,
+                            "{} values hd {hd} heads {heads} rows {rows}",
+                            table.isa
+                        );
+                    }
+                }
+                // One fused multiply-add per element and row, in row order, everywhere.
+                match &first_values {
+                    None => first_values = Some(o),
+                    Some(f) => assert_eq!(
+                        f.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                        o.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                        "{} values differ from the scalar table's",
+                        table.isa
+                    ),
+                }
+            }
         }
     }
 }

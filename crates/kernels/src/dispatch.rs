@@ -96,8 +96,8 @@ const SCALAR: Kernels = Kernels {
     quantize_q8_0: scalar::quantize_row_q8_0,
     quantize_q8_1: scalar::quantize_row_q8_1,
     quantize_q8_k: scalar::quantize_row_q8_k,
-    attn_dot: crate::attn::dot_f16_group_scalar,
-    attn_axpy: crate::attn::axpy_f16_group_scalar,
+    attn_dot: crate::attn::scores_f16_scalar,
+    attn_axpy: crate::attn::values_f16_scalar,
     // The scalar table defines the results; tiles would add a second definition to test.
     tile: None,
 };

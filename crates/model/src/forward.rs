@@ -354,9 +354,11 @@ impl Model {
         // items (gemma3-270m has one KV head), or at least four items each. (How heads are
         // grouped into items does not change any head's arithmetic.)
         //
-        // qwen15 decoding on two threads, with the rows prefetched (below) and 2 items
-        // instead of 6: attention went from 4.2-4.7 to 2.8-3.2 ms per token at context
+        // qwen15 decoding on two threads, with the rows prefetched (in the kernels) and 2
+        // items instead of 6: attention went from 4.2-4.7 to 2.8-3.2 ms per token at context
         // 256-320, and from 6.9-8.4 to 4.0-5.4 at 448-512 (with the accumulation fix below).
+        // The 16-row AVX-512 kernels then took it to 2.6-3.2 and 3.4-4.2 (four alternated
+        // runs each; 1.1-1.3 against 1.5-2.0 at 64-128).
         let threads = lingqiao_pool::current_num_threads();
         let splits = (1..=group)
             .find(|&s| {
@@ -375,8 +377,7 @@ impl Model {
         lingqiao_pool::run(|_, _| {
             // Scratch per thread and operation: queries, scores (head-major), probabilities
             // of one position, and the heads' outputs.
-            let (mut qg, mut scores, mut pj, mut dots) =
-                (Vec::new(), Vec::new(), vec![0f32; per], vec![0f32; per]);
+            let (mut qg, mut scores) = (Vec::new(), Vec::new());
             // The item's output rows, accumulated here and stored once: accumulating in
             // `out` itself, which the items of other threads write next to, made the cache
             // line at each boundary travel between cores at every position (hot attention
@@ -406,52 +407,61 @@ impl Model {
                         .iter()
                         .map(|&e| f16::from_f32(e).to_f32()),
                 );
+                // Scores, head-major: scores[h * npos + (j - lo)].
                 scores.clear();
                 scores.resize(nh * npos, 0.0);
-                // Rows this many positions ahead are asked for in L2 as the loops go.
-                const AHEAD: usize = 16;
-                for (jj, j) in (lo..=pos).enumerate() {
-                    if j + AHEAD <= pos {
-                        let r = &layer.k[layer.slot(j + AHEAD) * k_row + g * hd..][..hd];
-                        ops_prefetch_l2(r);
-                    }
-                    let kr = &layer.k[layer.slot(j) * k_row + g * hd..][..hd];
-                    lingqiao_kernels::attn::dot_f16_group(kr, &qg, hd, &mut dots[..nh]);
-                    for (h, d) in dots[..nh].iter().enumerate() {
-                        scores[h * npos + jj] = d * kq_scale;
-                    }
+                for (j0, len) in slot_runs(layer, lo, pos) {
+                    let at = layer.slot(j0) * k_row + g * hd;
+                    lingqiao_kernels::attn::scores_f16(
+                        &layer.k[at..],
+                        k_row,
+                        len,
+                        &qg,
+                        hd,
+                        &mut scores[j0 - lo..],
+                        npos,
+                    );
                 }
                 for sc in scores.chunks_mut(npos) {
+                    sc.iter_mut().for_each(|s| *s *= kq_scale);
                     ops::softmax_inplace(sc);
+                    // The probabilities as ggml's F16 mul_mat sees them.
+                    sc.iter_mut().for_each(|s| *s = f16::from_f32(*s).to_f32());
+                }
+                acc.clear();
+                acc.resize(nh * hdv, 0.0);
+                for (j0, len) in slot_runs(layer, lo, pos) {
+                    let at = layer.slot(j0) * v_row + g * hdv;
+                    lingqiao_kernels::attn::values_f16(
+                        &layer.v[at..],
+                        v_row,
+                        len,
+                        &scores[j0 - lo..],
+                        npos,
+                        &mut acc,
+                        hdv,
+                    );
                 }
                 // SAFETY: item `item` is handed to this thread only, and its heads
                 // h0..h0 + nh of token t are its own output rows.
                 let o = unsafe {
                     out.slice((t * hp.n_head + h0) * hdv..(t * hp.n_head + h0 + nh) * hdv)
                 };
-                acc.clear();
-                acc.resize(nh * hdv, 0.0);
-                for (jj, j) in (lo..=pos).enumerate() {
-                    if j + AHEAD <= pos {
-                        let r = &layer.v[layer.slot(j + AHEAD) * v_row + g * hdv..][..hdv];
-                        ops_prefetch_l2(r);
-                    }
-                    for (h, p) in pj[..nh].iter_mut().enumerate() {
-                        *p = f16::from_f32(scores[h * npos + jj]).to_f32();
-                    }
-                    let vr = &layer.v[layer.slot(j) * v_row + g * hdv..][..hdv];
-                    lingqiao_kernels::attn::axpy_f16_group(vr, &pj[..nh], &mut acc, hdv);
-                }
                 o.copy_from_slice(&acc);
             }
         });
     }
 }
 
-/// [`lingqiao_kernels::ops::prefetch_l2`] of f16 cache rows.
-#[inline(always)]
-fn ops_prefetch_l2(row: &[f16]) {
-    lingqiao_kernels::ops::prefetch_l2(bytemuck::cast_slice(row));
+/// Positions `lo..=pos` as runs `(first position, length)` whose slots are consecutive in
+/// `layer`: one run, or two where a sliding-window ring wraps.
+fn slot_runs(layer: &LayerCache, lo: usize, pos: usize) -> impl Iterator<Item = (usize, usize)> {
+    let end = pos + 1;
+    // The first position after `lo` in slot 0, where a ring wraps.
+    let wrap = layer.ring.map_or(end, |r| ((lo / r + 1) * r).min(end));
+    [(lo, wrap - lo), (wrap, end - wrap)]
+        .into_iter()
+        .filter(|&(_, len)| len > 0)
 }
 
 /// One sequence's view for attention: its tokens are `t0..t0 + n` of the batch, at

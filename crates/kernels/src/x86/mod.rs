@@ -258,6 +258,8 @@ const AVX512: Kernels = Kernels {
     q6_k: avx512_safe::q6_k_q8_k::one,
     x4: avx512_x4,
     pf: avx512_pf,
+    attn_dot: crate::attn::avx2_safe::dot512,
+    attn_axpy: crate::attn::avx2_safe::axpy512,
     tile: Some(crate::tile::TileKernels {
         pack: tile_safe::pack,
         run: tile_safe::run,

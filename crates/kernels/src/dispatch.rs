@@ -61,6 +61,8 @@ pub struct Kernels {
     pub attn_dot: crate::attn::AttnDotFn,
     /// Attention's value loop.
     pub attn_axpy: crate::attn::AttnAxpyFn,
+    /// The gated activation of SwiGLU feed-forward layers (see [`crate::act`]).
+    pub swiglu: crate::act::SwigluFn,
     /// The tile kernel for prompt processing (see [`crate::tile`]), where this table has one;
     /// matmul runs several tokens through the four-token kernels otherwise.
     pub tile: Option<crate::tile::TileKernels>,
@@ -98,6 +100,7 @@ const SCALAR: Kernels = Kernels {
     quantize_q8_k: scalar::quantize_row_q8_k,
     attn_dot: crate::attn::scores_f16_scalar,
     attn_axpy: crate::attn::values_f16_scalar,
+    swiglu: crate::act::swiglu_scalar,
     // The scalar table defines the results; tiles would add a second definition to test.
     tile: None,
 };

@@ -12,6 +12,7 @@
 //! scalar` caps the choice and `LINGQIAO_FORCE_SCALAR=1` forces the reference kernels;
 //! [`isa`] reports the pick.
 
+pub mod act;
 pub mod attn;
 pub mod blocks;
 pub mod dispatch;

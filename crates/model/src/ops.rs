@@ -80,11 +80,10 @@ pub fn rope_apply(x: &mut [f32], cache: &[(f32, f32)], neox: bool) {
     }
 }
 
-/// `gate = silu(gate) * up`, as ggml_vec_swiglu_f32.
+/// `gate = silu(gate) * up`, as ggml_vec_swiglu_f32 (the kernel table's version, see
+/// [`lingqiao_kernels::act`]).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
+    lingqiao_kernels::act::swiglu(gate, up)
 }
 
 fn gelu_tanh(x: f32) -> f32 {

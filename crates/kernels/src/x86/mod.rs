@@ -169,6 +169,7 @@ const AVX2: Kernels = Kernels {
     quantize_q8_k: quantize_safe::q8_k,
     attn_dot: crate::attn::avx2_safe::dot,
     attn_axpy: crate::attn::avx2_safe::axpy,
+    swiglu: crate::act::simd_safe::swiglu_avx2,
     tile: None,
 };
 
@@ -260,6 +261,7 @@ const AVX512: Kernels = Kernels {
     pf: avx512_pf,
     attn_dot: crate::attn::avx2_safe::dot512,
     attn_axpy: crate::attn::avx2_safe::axpy512,
+    swiglu: crate::act::simd_safe::swiglu_avx512,
     tile: Some(crate::tile::TileKernels {
         pack: tile_safe::pack,
         run: tile_safe::run,

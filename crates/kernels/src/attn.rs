@@ -185,7 +185,7 @@ pub fn axpy_f16_group_scalar(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
 
 /// Safe wrappers of the AVX2 and AVX-512 versions, for the SIMD tables.
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2_safe {
+pub(crate) mod simd_safe {
     use half::f16;
 
     // SAFETY (all): only reachable through a table, which exists only after its features
@@ -329,12 +329,12 @@ mod avx2 {
 /// for in L2 as the kernels go ([`ROWS_AHEAD`]).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::{ROWS_AHEAD as AHEAD, prefetch_row};
     use core::arch::x86_64::*;
     use half::f16;
 
     /// Key rows per block.
     const BLOCK: usize = 16;
-    use super::{ROWS_AHEAD as AHEAD, prefetch_row};
 
     /// 16 f16 from `s[at..at + 16]` as f32.
     #[inline]
@@ -415,7 +415,7 @@ mod avx512 {
             64 => scores_w::<4>(k, stride, rows, q, out, out_stride),
             128 => scores_w::<8>(k, stride, rows, q, out, out_stride),
             256 => scores_w::<16>(k, stride, rows, q, out, out_stride),
-            _ => super::avx2_safe::dot(k, stride, rows, q, hd, out, out_stride),
+            _ => super::simd_safe::dot(k, stride, rows, q, hd, out, out_stride),
         }
     }
 
@@ -483,7 +483,7 @@ mod avx512 {
             64 => values_w::<4, 4>(v, stride, rows, p, p_stride, o),
             128 => values_w::<8, 2>(v, stride, rows, p, p_stride, o),
             256 => values_w::<16, 1>(v, stride, rows, p, p_stride, o),
-            _ => super::avx2_safe::axpy(v, stride, rows, p, p_stride, o, hd),
+            _ => super::simd_safe::axpy(v, stride, rows, p, p_stride, o, hd),
         }
     }
 

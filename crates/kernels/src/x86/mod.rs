@@ -167,8 +167,8 @@ const AVX2: Kernels = Kernels {
     quantize_q8_0: quantize_safe::q8_0,
     quantize_q8_1: quantize_safe::q8_1,
     quantize_q8_k: quantize_safe::q8_k,
-    attn_dot: crate::attn::avx2_safe::dot,
-    attn_axpy: crate::attn::avx2_safe::axpy,
+    attn_dot: crate::attn::simd_safe::dot,
+    attn_axpy: crate::attn::simd_safe::axpy,
     swiglu: crate::act::simd_safe::swiglu_avx2,
     tile: None,
 };
@@ -259,8 +259,8 @@ const AVX512: Kernels = Kernels {
     q6_k: avx512_safe::q6_k_q8_k::one,
     x4: avx512_x4,
     pf: avx512_pf,
-    attn_dot: crate::attn::avx2_safe::dot512,
-    attn_axpy: crate::attn::avx2_safe::axpy512,
+    attn_dot: crate::attn::simd_safe::dot512,
+    attn_axpy: crate::attn::simd_safe::axpy512,
     swiglu: crate::act::simd_safe::swiglu_avx512,
     tile: Some(crate::tile::TileKernels {
         pack: tile_safe::pack,

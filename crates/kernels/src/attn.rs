@@ -433,9 +433,16 @@ mod avx512 {
         let hd = 16 * W;
         let heads = q.len() / hd;
         let mut block = [[_mm512_setzero_ps(); W]; BLOCK];
-        let mut r0 = 0;
-        while r0 + BLOCK <= rows {
+        // A short last block is padded with zero rows, so every row's score is summed the
+        // same way wherever its run starts (a ring's two runs must give a whole cache's
+        // scores bit for bit).
+        for r0 in (0..rows).step_by(BLOCK) {
+            let n = BLOCK.min(rows - r0);
             for (r, kr) in block.iter_mut().enumerate() {
+                if r >= n {
+                    *kr = [_mm512_setzero_ps(); W];
+                    continue;
+                }
                 let at = (r0 + r) * stride;
                 prefetch_row(k, at + AHEAD * stride, hd);
                 for (c, v) in kr.iter_mut().enumerate() {
@@ -450,19 +457,15 @@ mod avx512 {
                         *a = _mm512_fmadd_ps(kr[c], qv, *a);
                     }
                 }
-                storef(out, h * out_stride + r0, sum16(&acc));
-            }
-            r0 += BLOCK;
-        }
-        for r in r0..rows {
-            let at = r * stride;
-            let kr: [__m512; W] = core::array::from_fn(|c| load16(k, at + 16 * c));
-            for h in 0..heads {
-                let mut a = _mm512_setzero_ps();
-                for (c, kv) in kr.iter().enumerate() {
-                    a = _mm512_fmadd_ps(*kv, loadf(q, h * hd + 16 * c), a);
+                let sums = sum16(&acc);
+                let at = h * out_stride + r0;
+                if n == BLOCK {
+                    storef(out, at, sums);
+                } else {
+                    let mut all = [0f32; BLOCK];
+                    storef(&mut all, 0, sums);
+                    out[at..at + n].copy_from_slice(&all[..n]);
                 }
-                out[h * out_stride + r] = _mm512_reduce_add_ps(a);
             }
         }
     }
@@ -621,6 +624,40 @@ mod tests {
                         table.isa
                     ),
                 }
+            }
+        }
+    }
+    #[test]
+    fn a_run_cut_in_two_scores_the_same_bits() {
+        // A sliding-window ring hands the kernel its positions as two runs; every score must
+        // come out as it does from one run over the same rows.
+        let mut s = 77u32;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        };
+        let (hd, heads, rows, stride) = (128, 3, 45, 256);
+        let k: Vec<f16> = (0..rows * stride).map(|_| f16::from_f32(rnd())).collect();
+        let q: Vec<f32> = (0..hd * heads).map(|_| rnd()).collect();
+        let mut tables = vec![crate::Kernels::scalar()];
+        tables.extend(crate::Kernels::simd_tables());
+        for table in tables {
+            let mut whole = vec![0f32; heads * rows];
+            (table.attn_dot)(&k, stride, rows, &q, hd, &mut whole, rows);
+            for cut in [1, 7, 16, 20, 33, 44] {
+                let mut parts = vec![0f32; heads * rows];
+                (table.attn_dot)(&k, stride, cut, &q, hd, &mut parts, rows);
+                (table.attn_dot)(
+                    &k[cut * stride..],
+                    stride,
+                    rows - cut,
+                    &q,
+                    hd,
+                    &mut parts[cut..],
+                    rows,
+                );
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&whole), bits(&parts), "{} cut at {cut}", table.isa);
             }
         }
     }

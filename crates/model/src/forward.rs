@@ -375,8 +375,7 @@ impl Model {
         let out = SharedMut::new(&mut out[..n * hp.n_head * hdv]);
         let next = AtomicUsize::new(0);
         lingqiao_pool::run(|_, _| {
-            // Scratch per thread and operation: queries, scores (head-major), probabilities
-            // of one position, and the heads' outputs.
+            // Scratch per thread and operation: queries and scores (head-major).
             let (mut qg, mut scores) = (Vec::new(), Vec::new());
             // The item's output rows, accumulated here and stored once: accumulating in
             // `out` itself, which the items of other threads write next to, made the cache

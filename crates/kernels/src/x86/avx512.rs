@@ -788,13 +788,7 @@ fn prefetch_block<B>(pf: &[u8], i: usize) {
     let Some(bytes) = pf.get(i * size..) else {
         return;
     };
-    let bytes = &bytes[..bytes.len().min(GROUP * size)];
-    let base = bytes.as_ptr() as usize;
-    // From the line the group starts in, every line up to its end.
-    for line in (base & !63..base + bytes.len()).step_by(64) {
-        // SAFETY: prefetch is a hint and never faults.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
-    }
+    crate::ops::prefetch_lines::<{ crate::ops::L1 }>(&bytes[..bytes.len().min(GROUP * size)]);
 }
 
 /// ggml's `ggml_vec_dot_q4_K_q8_K`, accumulated in lanes (see [`KAcc`]).

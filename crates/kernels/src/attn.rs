@@ -78,6 +78,11 @@ fn prefetch_row(s: &[f16], at: usize, hd: usize) {
     }
 }
 
+/// Heads the one-row kernels take per call in [`scores_by_row`] and [`values_by_row`] (the
+/// AVX2 score kernel's group): every head's arithmetic is its own, so grouping does not
+/// change results, and the per-row buffers stay on the stack.
+const HEADS_AT_ONCE: usize = 8;
+
 /// [`scores_f16`] one row at a time through a one-row kernel.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -92,12 +97,17 @@ fn scores_by_row(
     dot: impl Fn(&[f16], &[f32], usize, &mut [f32]),
 ) {
     let heads = q.len() / hd.max(1);
-    let mut dots = vec![0f32; heads];
     for r in 0..rows {
         prefetch_row(k, (r + ROWS_AHEAD) * stride, hd);
-        dot(&k[r * stride..][..hd], q, hd, &mut dots);
-        for (h, d) in dots.iter().enumerate() {
-            out[h * out_stride + r] = *d;
+        let kr = &k[r * stride..][..hd];
+        // Heads in groups of HEADS_AT_ONCE, through a buffer on the stack.
+        for h0 in (0..heads).step_by(HEADS_AT_ONCE) {
+            let nh = HEADS_AT_ONCE.min(heads - h0);
+            let mut dots = [0f32; HEADS_AT_ONCE];
+            dot(kr, &q[h0 * hd..(h0 + nh) * hd], hd, &mut dots[..nh]);
+            for (h, d) in dots[..nh].iter().enumerate() {
+                out[(h0 + h) * out_stride + r] = *d;
+            }
         }
     }
 }
@@ -116,13 +126,17 @@ fn values_by_row(
     axpy: impl Fn(&[f16], &[f32], &mut [f32], usize),
 ) {
     let heads = o.len() / hd.max(1);
-    let mut pr = vec![0f32; heads];
     for r in 0..rows {
         prefetch_row(v, (r + ROWS_AHEAD) * stride, hd);
-        for (h, x) in pr.iter_mut().enumerate() {
-            *x = p[h * p_stride + r];
+        let vr = &v[r * stride..][..hd];
+        for h0 in (0..heads).step_by(HEADS_AT_ONCE) {
+            let nh = HEADS_AT_ONCE.min(heads - h0);
+            let mut pr = [0f32; HEADS_AT_ONCE];
+            for (h, x) in pr[..nh].iter_mut().enumerate() {
+                *x = p[(h0 + h) * p_stride + r];
+            }
+            axpy(vr, &pr[..nh], &mut o[h0 * hd..(h0 + nh) * hd], hd);
         }
-        axpy(&v[r * stride..][..hd], &pr, o, hd);
     }
 }
 
@@ -161,8 +175,8 @@ pub fn values_f16_scalar(
     values_by_row(v, stride, rows, p, p_stride, o, hd, axpy_f16_group_scalar)
 }
 
-/// One key row against every head: the portable reference, summing in the same 8-lane order as the AVX2
-/// version (lane `i % 8`, then lanes pairwise) so the two agree closely.
+/// One key row against every head: the portable reference, summing in the same 8-lane order
+/// as the AVX2 version (lane `i % 8`, then lanes pairwise) so the two agree closely.
 pub fn dot_f16_group_scalar(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
     for (h, o) in out.iter_mut().enumerate() {
         let qh = &q[h * hd..][..hd];

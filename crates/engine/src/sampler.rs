@@ -259,17 +259,42 @@ impl Sampler {
     }
 }
 
-/// Index of the largest value, lowest index on ties.
 /// The index of the largest value, the lowest on ties; NaNs never win (0 if all are NaN or
-/// `values` is empty).
+/// `values` is empty, or none is above -inf).
+///
+/// Two passes the compiler vectorizes: lane-wise maxima over blocks of [`LANES`], then the
+/// first block holding that maximum, searched element by element. The one-pass loop that
+/// keeps (index, value) carries a branch per element: over qwen15's 151 936 logits it took
+/// 0.31 ms per decoded token on the 2-core VM, about 0.7% of a two-thread token.
 pub fn argmax(values: &[f32]) -> u32 {
-    let mut best = (0usize, f32::NEG_INFINITY);
-    for (i, &x) in values.iter().enumerate() {
-        if x > best.1 {
-            best = (i, x);
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let blocks = values.chunks_exact(LANES);
+    let tail = blocks.remainder();
+    for b in blocks {
+        for (m, &x) in lanes.iter_mut().zip(b) {
+            // Keeps `m` when `x` is NaN (the comparison is false), like the scalar rule.
+            *m = if x > *m { x } else { *m };
         }
     }
-    best.0 as u32
+    let best = lanes
+        .iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    if best == f32::NEG_INFINITY {
+        return 0;
+    }
+    // `best` is a value of `values`, so some element equals it; the first one is the
+    // lowest index among the maxima.
+    let at = values
+        .chunks(LANES * 4)
+        .position(|c| c.iter().fold(false, |hit, &x| hit | (x == best)))
+        .expect("the maximum is one of the values");
+    let within = values[at * LANES * 4..]
+        .iter()
+        .position(|&x| x == best)
+        .expect("the block holds the maximum");
+    (at * LANES * 4 + within) as u32
 }
 
 /// The `k` best (logit desc, id asc) entries of `logits` into `out`, sorted.

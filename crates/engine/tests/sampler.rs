@@ -556,3 +556,49 @@ fn degenerate_settings_still_pick_a_real_token() {
             .all(|p| p.1.is_finite())
     );
 }
+
+/// The one-pass rule `argmax` must match: the first index whose value beats every earlier
+/// one (so NaN never wins, and 0 when nothing is above -inf).
+fn argmax_by_scan(values: &[f32]) -> u32 {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    for (i, &x) in values.iter().enumerate() {
+        if x > best.1 {
+            best = (i, x);
+        }
+    }
+    best.0 as u32
+}
+
+#[test]
+fn blocked_argmax_matches_the_scan_at_every_length_and_edge() {
+    use lingqiao_engine::sampler::argmax;
+    // Lengths around the 16-lane blocks and the 64-element search blocks; values drawn from
+    // a few levels so ties are common, with NaN, -inf and +inf sprinkled in.
+    let levels = [-3.0, 0.0, -0.0, 1.5, 2.0, f32::NAN, f32::NEG_INFINITY, f32::INFINITY];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for len in (0..200).chain([1000, 4097, 151_936]) {
+        for trial in 0..6 {
+            // Trial 0: no infinities or NaN; 1: all NaN; 2: all -inf; then mixtures.
+            let v: Vec<f32> = (0..len)
+                .map(|_| match trial {
+                    0 => levels[next(5)],
+                    1 => f32::NAN,
+                    2 => f32::NEG_INFINITY,
+                    3 => levels[next(7)],
+                    _ => levels[next(levels.len())],
+                })
+                .collect();
+            assert_eq!(argmax(&v), argmax_by_scan(&v), "len {len} trial {trial}: {v:?}");
+        }
+    }
+    // The maximum alone in the last element, past every full block.
+    let mut v = vec![0.0f32; 151_936];
+    *v.last_mut().unwrap() = 1.0;
+    assert_eq!(argmax(&v), 151_935);
+}

@@ -333,8 +333,10 @@ fn run_once(
         }
         Test::Gen(_) => {
             let mut tok = first;
+            // One logits buffer for the whole run, as a generation loop keeps it.
+            let mut logits = Vec::new();
             for _ in 0..n_tokens {
-                let logits = model.forward(cache, &[tok], Logits::Last)?;
+                model.forward_into(cache, &[tok], Logits::Last, &mut logits)?;
                 tok = argmax(&logits);
             }
         }

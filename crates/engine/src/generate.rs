@@ -157,7 +157,8 @@ impl<'m> Session<'m> {
                 // leaves it out; a following prompt that contains it computes it then.
                 break StopReason::Length;
             }
-            logits = self.model.forward(&mut self.cache, &[id], Logits::Last)?;
+            self.model
+                .forward_into(&mut self.cache, &[id], Logits::Last, &mut logits)?;
             self.tokens.push(id);
         };
         let tail = decoder.finish();

@@ -50,8 +50,28 @@ impl Model {
         if tokens.is_empty() {
             return Err(ModelError::EmptyBatch);
         }
-        self.check(cache, tokens)?;
         let mut out = Vec::new();
+        self.forward_into(cache, tokens, mode, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Model::forward`] into `out`, whose allocation is reused: a decoding loop that keeps
+    /// one buffer does not allocate and zero a vocabulary row per token (0.6 MiB for qwen's
+    /// 151 936 logits, 0.1-0.3 ms of a qwen15 token on the 2-core VM, the logits' cache lines
+    /// having been evicted by the weights since the last token). `out` is left empty on
+    /// error.
+    pub fn forward_into(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        mode: Logits,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
+        let mut buf = std::mem::take(out);
+        if tokens.is_empty() {
+            return Err(ModelError::EmptyBatch);
+        }
+        self.check(cache, tokens)?;
         let n_chunks = tokens.len().div_ceil(N_BATCH);
         for (ci, chunk) in tokens.chunks(N_BATCH).enumerate() {
             let output = match mode {
@@ -63,15 +83,22 @@ impl Model {
                 tokens: chunk,
                 output,
             }];
-            let [rows] = <[Vec<f32>; 1]>::try_from(self.forward_batch(&mut seq)?)
-                .expect("one sequence in, one out");
-            if out.is_empty() {
-                out = rows;
+            // Only the first chunk writes into `buf`; later chunks' rows are appended to it.
+            let reuse = if ci == 0 {
+                std::mem::take(&mut buf)
             } else {
-                out.extend_from_slice(&rows);
+                Vec::new()
+            };
+            let [rows] = <[Vec<f32>; 1]>::try_from(self.forward_batch_reusing(&mut seq, reuse)?)
+                .expect("one sequence in, one out");
+            if ci == 0 {
+                buf = rows;
+            } else {
+                buf.extend_from_slice(&rows);
             }
         }
-        Ok(out)
+        *out = buf;
+        Ok(())
     }
 
     fn check(&self, cache: &KvCache, tokens: &[u32]) -> Result<(), ModelError> {
@@ -97,6 +124,16 @@ impl Model {
     /// chunks: every per-token step depends only on that token and its own cache, and
     /// the matrix products choose their kernels per sequence (`matmul_segments`).
     pub fn forward_batch(&self, seqs: &mut [SeqBatch<'_>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.forward_batch_reusing(seqs, Vec::new())
+    }
+
+    /// [`Model::forward_batch`], with the logits of a single sequence written into `reuse`'s
+    /// allocation (see [`Model::forward_into`]).
+    fn forward_batch_reusing(
+        &self,
+        seqs: &mut [SeqBatch<'_>],
+        reuse: Vec<f32>,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         for s in seqs.iter() {
             if s.tokens.is_empty() {
                 return Err(ModelError::EmptyBatch);
@@ -298,7 +335,10 @@ impl Model {
                 at += r.1;
             }
             let segs: Vec<usize> = logit_rows.into_iter().filter(|&c| c > 0).collect();
-            logits = vec![0.0f32; n_logit_rows * hp.n_vocab]; // (rows, n_vocab)
+            // (rows, n_vocab). Every element is written by the product below, so a reused
+            // buffer of the right length is not cleared first; `resize` only fills growth.
+            logits = if seqs.len() == 1 { reuse } else { Vec::new() };
+            logits.resize(n_logit_rows * hp.n_vocab, 0.0);
             linear(file, &self.w.output, &hl, &segs, &mut logits);
             if let Some(cap) = hp.final_logit_softcap {
                 logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);

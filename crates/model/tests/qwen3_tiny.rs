@@ -121,3 +121,37 @@ fn errors_instead_of_panics() {
     );
     assert_eq!(cache.n_past, 0);
 }
+
+#[test]
+fn forward_into_a_reused_buffer_equals_forward() {
+    // A buffer left longer (a prompt's every-token logits), of equal length (the previous
+    // decoded token's) or empty must all end up holding exactly `forward`'s logits: the
+    // reused allocation is not cleared, so every element has to be written.
+    let model = Model::load(fixture_dir().join("model.gguf")).unwrap();
+    let seq = sequences().into_iter().max_by_key(|s| s.ids.len()).unwrap();
+    let (prompt, rest) = seq.ids.split_at(seq.ids.len() / 2);
+    let mut a = model.new_cache(256);
+    let mut b = model.new_cache(256);
+    let mut buf = Vec::new();
+    model
+        .forward_into(&mut a, prompt, Logits::All, &mut buf)
+        .unwrap();
+    assert_eq!(buf, model.forward(&mut b, prompt, Logits::All).unwrap());
+    // Poison what stays allocated, so a row the product skipped would show.
+    buf.iter_mut().for_each(|v| *v = f32::NAN);
+    for &id in rest {
+        model
+            .forward_into(&mut a, &[id], Logits::Last, &mut buf)
+            .unwrap();
+        let want = model.forward(&mut b, &[id], Logits::Last).unwrap();
+        assert_eq!(buf, want, "token {id}");
+        buf.iter_mut().for_each(|v| *v = f32::NAN);
+    }
+    // An error leaves the buffer empty rather than holding stale logits.
+    assert!(
+        model
+            .forward_into(&mut a, &[], Logits::Last, &mut buf)
+            .is_err()
+    );
+    assert!(buf.is_empty());
+}

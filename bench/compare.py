@@ -17,9 +17,15 @@ For each model and thread count:
   generated, and neither prints anything else to stdout before it). Each tool runs as it
   does by default: llama.cpp maps the file and runs its warm-up decode, lingqiao reads the
   weights into memory.
-- Bandwidth: `lingqiao bench --bandwidth` (1 GiB read with 1 and with N threads), the bytes
-  each model reads per generated token (from `lingqiao bench`), and the generation limit
-  they imply; frac_of_limit = tg speed / limit for both tools.
+- Bandwidth: `lingqiao bench --bandwidth` (1 GiB read with 1 and with N threads, best of 5
+  passes), the bytes each model reads per generated token (from `lingqiao bench`), and the
+  generation limit they imply. The read bandwidth of this shared machine drifts by 10-20%
+  over minutes, as much as the speeds do, so it is measured again before every round and
+  once after the last: a round's limit uses the higher of the two measurements around it
+  (the stricter limit), and frac_of_limit is the mean over rounds of tg speed / that
+  limit, the same limits for both tools. frac_of_limit_start divides the mean speed by the
+  limit from the measurement at the start of the whole run instead (the method before
+  2026-11-30).
 
 Writes bench/results/<date>-compare.csv (long format: one row per model, threads, test,
 impl) and prints a markdown table. Then draws bench/results/compare.svg with bench/chart.
@@ -68,6 +74,12 @@ def run_json_lines(cmd: list[str]) -> list[dict]:
     if r.returncode != 0:
         sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-3000:]}")
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip().startswith("{")]
+
+
+def bandwidth(threads: str) -> dict[int, float]:
+    """GB/s read by 1 and by each of `threads` (comma-separated) threads, best of 5 passes."""
+    rows = run_json_lines([str(LINGQIAO), "bench", "--bandwidth", "--json", "-t", threads])
+    return {r["threads"]: r["bandwidth_gbs"] for r in rows}
 
 
 def speed_ours(path: Path, p: int, n: int, t: int) -> dict[str, float]:
@@ -183,7 +195,10 @@ def main() -> None:
         for t in threads:
             samples = {OURS: {k: [] for k in tests}, THEIRS: {k: [] for k in tests}}
             bytes_per_token = None
+            # Read bandwidth with t threads before each round, and after the last.
+            round_bw = []
             for rnd in range(a.rounds):
+                round_bw.append(bandwidth(str(t))[t])
                 order = [(OURS, speed_ours), (THEIRS, speed_llama)]
                 if rnd % 2:
                     order.reverse()
@@ -193,9 +208,13 @@ def main() -> None:
                     llama_build = got.get("_build", llama_build)
                     for k in tests:
                         samples[impl][k].append(got[k])
-                print(f"{key} t={t} round {rnd + 1}/{a.rounds}: " + "; ".join(
+                print(f"{key} t={t} round {rnd + 1}/{a.rounds} ({round_bw[-1]:.1f} GB/s before): " + "; ".join(
                     f"{impl} " + " ".join(f"{k} {samples[impl][k][-1]:.1f}" for k in tests)
                     for impl in (OURS, THEIRS)), flush=True)
+            round_bw.append(bandwidth(str(t))[t])
+            # Each round's limit from the higher bandwidth measured around it.
+            round_limit = [max(round_bw[i], round_bw[i + 1]) * 1e9 / bytes_per_token
+                           for i in range(a.rounds)] if bytes_per_token else []
             extra = {OURS: {"peak_rss": [], "cpu_per_token": [], "ttft": []},
                      THEIRS: {"peak_rss": [], "cpu_per_token": [], "ttft": []}}
             for rep in range(a.ttft_reps):
@@ -212,8 +231,10 @@ def main() -> None:
                 if not per_impl[OURS] or not per_impl[THEIRS]:
                     return
                 m = {impl: mean_std(v) for impl, v in per_impl.items()}
+                paired = test.startswith("tg") and bool(round_limit)
                 for impl in (OURS, THEIRS):
                     mean, std = m[impl]
+                    fracs = [v / lim for v, lim in zip(per_impl[impl], round_limit)] if paired else []
                     rows.append({
                         "date": date, "cpu": cpu, "isa": isa, "llamacpp_build": llama_build,
                         "model": key, "threads": t, "test": test, "unit": unit, "impl": impl,
@@ -221,9 +242,12 @@ def main() -> None:
                         "ratio": round(m[OURS][0] / m[THEIRS][0], 4),
                         "bandwidth_1t_gbs": round(bw.get(1, 0), 2), "bandwidth_gbs": round(bw.get(t, 0), 2),
                         "bytes_per_token": bytes_per_token,
-                        "limit_ts": round(limit, 2) if limit and test.startswith("tg") else "",
-                        "frac_of_limit": round(mean / limit, 4) if limit and test.startswith("tg") else "",
+                        "limit_ts": round(statistics.fmean(round_limit), 2) if paired else "",
+                        "frac_of_limit": round(statistics.fmean(fracs), 4) if paired else "",
                         "prompt_tokens": n_prompt_ttft if test == "ttft" else "",
+                        "frac_of_limit_std": round(mean_std(fracs)[1], 4) if paired else "",
+                        "round_bandwidth_gbs": " ".join(f"{g:.2f}" for g in round_bw) if paired else "",
+                        "frac_of_limit_start": round(mean / limit, 4) if limit and test.startswith("tg") else "",
                     })
 
             for k in tests:
@@ -245,6 +269,9 @@ def main() -> None:
     print(f"{cpu}; kernels {isa}; llama.cpp {llama_build}; read bandwidth "
           + ", ".join(f"{t} thread(s) {g:.1f} GB/s" for t, g in bw.items()))
     print()
+    print("(tg limit: mean of the rounds' limits; of limit: mean ± std over rounds, and in brackets against "
+          "the bandwidth measured at the start)")
+    print()
     print("| model | threads | test | lingqiao | llama.cpp | ratio | tg limit | lingqiao/limit | llama.cpp/limit |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     by = {(r["model"], r["threads"], r["test"], r["impl"]): r for r in rows}
@@ -256,7 +283,8 @@ def main() -> None:
         cell = lambda x: (fmt.format(x["mean"]) + (f" ± {fmt.format(x['std'])}" if x["std"] else "")
                           + ("" if r["unit"] == "t/s" else f" {r['unit']}"))
         lim = f"{r['limit_ts']:.1f}" if r["limit_ts"] != "" else ""
-        fr = lambda x: f"{100 * x['frac_of_limit']:.0f}%" if x["frac_of_limit"] != "" else ""
+        fr = lambda x: (f"{100 * x['frac_of_limit']:.0f}% ± {100 * x['frac_of_limit_std']:.0f}"
+                        f" ({100 * x['frac_of_limit_start']:.0f}%)" if x["frac_of_limit"] != "" else "")
         print(f"| {key} | {t} | {test} | {cell(o)} | {cell(l)} | {r['ratio']:.2f} | {lim} | {fr(o)} | {fr(l)} |")
     print(f"\nwrote {out}")
 

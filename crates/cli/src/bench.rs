@@ -16,6 +16,10 @@
 //! advice, see `GgufFile::open_resident`) is read end to end with 1 and with the test's
 //! thread count, best of several passes. A decoded token reads every weight of the layers
 //! plus the output matrix once, so `bandwidth / bytes per token` bounds generation speed.
+//! The bandwidth is measured once at the start (printed under the table), and for the
+//! limit of each generation repetition again right before it and after the last one, in a
+//! child process: "of limit" is the mean over repetitions of speed / that repetition's
+//! limit (see `paired_limits`).
 
 use crate::ModelArgs;
 use crate::cost::{ProcessCost, human_bytes, reset_peak_rss};
@@ -351,10 +355,69 @@ struct Row {
     samples: Vec<f64>,
     cpu_s_per_token: f64,
     peak_rss: u64,
+    /// Generation only, unless bandwidth is skipped: read bandwidth (GB/s) with this row's
+    /// thread count measured before each timed repetition and after the last (see
+    /// [`paired_limits`]).
+    rep_bandwidth: Vec<f64>,
+}
+
+/// Each timed repetition's generation limit (tokens/s): the higher read bandwidth of the two
+/// measured around it, over the bytes a token reads. This machine's bandwidth drifts by
+/// 10-20% over minutes, as much as the speeds do; a limit measured minutes away from the
+/// run it divides (as a single measurement at the start is) moved the reported fraction
+/// of qwen15 by up to ten points between otherwise equal runs. The higher of the two is
+/// the stricter limit.
+fn paired_limits(rep_bandwidth: &[f64], bytes_per_token: u64) -> Vec<f64> {
+    rep_bandwidth
+        .windows(2)
+        .map(|w| w[0].max(w[1]) * 1e9 / bytes_per_token as f64)
+        .collect()
+}
+
+/// (mean limit, mean and sample std of speed / limit) over the repetitions, if paired.
+fn limit_and_fraction(r: &Row, bytes_per_token: u64) -> Option<(f64, f64, f64)> {
+    let limits = paired_limits(&r.rep_bandwidth, bytes_per_token);
+    if limits.is_empty() || limits.len() != r.samples.len() {
+        return None;
+    }
+    let fracs: Vec<f64> = r.samples.iter().zip(&limits).map(|(s, l)| s / l).collect();
+    let (frac, frac_std) = mean_std(&fracs);
+    Some((mean_std(&limits).0, frac, frac_std))
+}
+
+/// Read bandwidth with `threads` threads, best of [`BANDWIDTH_PASSES`] over a `mib` buffer,
+/// measured by a child `lingqiao bench --bandwidth`: in this process its buffer would count
+/// in the peak memory of the run being timed.
+fn bandwidth_now(mib: usize, threads: usize) -> Result<f64> {
+    let exe = std::env::current_exe().context("finding the lingqiao executable")?;
+    let out = std::process::Command::new(exe)
+        .args(["bench", "--bandwidth", "--json", "-t"])
+        .arg(threads.to_string())
+        .arg("--bandwidth-mib")
+        .arg(mib.to_string())
+        .output()
+        .context("running the bandwidth measurement")?;
+    ensure!(
+        out.status.success(),
+        "the bandwidth measurement failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["threads"].as_u64() == Some(threads as u64))
+        .and_then(|v| v["bandwidth_gbs"].as_f64())
+        .context("the bandwidth measurement printed no figure for this thread count")
 }
 
 /// Warm up, then time `reps` runs of `test` on the current thread pool.
-fn run_test(model: &Model, tok: &Tokenizer, test: Test, reps: usize) -> Result<Row> {
+fn run_test(
+    model: &Model,
+    tok: &Tokenizer,
+    test: Test,
+    reps: usize,
+    paired_bandwidth: Option<(usize, usize)>,
+) -> Result<Row> {
     let n = test.tokens();
     let bos = tok.add_bos().then(|| tok.bos()).flatten();
     let prompt = match test {
@@ -380,20 +443,31 @@ fn run_test(model: &Model, tok: &Tokenizer, test: Test, reps: usize) -> Result<R
         &prompt,
         first,
     )?;
-    let cpu0 = ProcessCost::now().cpu_seconds;
+    // (buffer MiB, threads) of the bandwidth measured around each generation repetition.
+    let paired = paired_bandwidth.filter(|_| matches!(test, Test::Gen(_)));
+    let mut rep_bandwidth = Vec::new();
+    let mut cpu = 0.0;
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps {
+        if let Some((mib, t)) = paired {
+            rep_bandwidth.push(bandwidth_now(mib, t)?);
+        }
+        let cpu0 = ProcessCost::now().cpu_seconds;
         let t0 = Instant::now();
         let done = run_once(model, &mut cache, test, n, &prompt, first)?;
         samples.push(done as f64 / t0.elapsed().as_secs_f64());
+        cpu += ProcessCost::now().cpu_seconds - cpu0;
     }
-    let cpu = ProcessCost::now().cpu_seconds - cpu0;
+    if let Some((mib, t)) = paired {
+        rep_bandwidth.push(bandwidth_now(mib, t)?);
+    }
     Ok(Row {
         threads: 0,
         test,
         samples,
         cpu_s_per_token: cpu / (reps * n) as f64,
         peak_rss: ProcessCost::now().peak_rss,
+        rep_bandwidth,
     })
 }
 
@@ -419,8 +493,8 @@ fn json_line(info: &RunInfo, m: &ModelFacts, r: &Row, reps: usize, mmap: bool) -
     let (avg, std) = mean_std(&r.samples);
     let bw = info.bw(r.threads);
     let bw1 = info.bw(1);
-    let limit = bw.map(|g| g * 1e9 / m.bytes_per_token as f64);
     let is_gen = matches!(r.test, Test::Gen(_));
+    let paired = limit_and_fraction(r, m.bytes_per_token);
     let n = r.test.tokens();
     let (n_prompt, n_gen) = if is_gen { (0, n) } else { (n, 0) };
     json!({
@@ -446,8 +520,11 @@ fn json_line(info: &RunInfo, m: &ModelFacts, r: &Row, reps: usize, mmap: bool) -
         "bytes_per_token": m.bytes_per_token,
         "bandwidth_1t_gbs": bw1,
         "bandwidth_gbs": bw,
-        "limit_ts": if is_gen { limit } else { None },
-        "frac_of_limit": if is_gen { limit.map(|l| avg / l) } else { None },
+        "limit_ts": paired.map(|p| p.0),
+        "frac_of_limit": paired.map(|p| p.1),
+        "frac_of_limit_std": paired.map(|p| p.2),
+        "rep_bandwidth_gbs": if is_gen && paired.is_some() { Some(&r.rep_bandwidth) } else { None },
+        "limits_ts": paired.map(|_| paired_limits(&r.rep_bandwidth, m.bytes_per_token)),
         "cpu": info.cpu,
         "isa": info.isa,
         "date": info.date,
@@ -465,12 +542,12 @@ fn table(info: &RunInfo, results: &[(ModelFacts, Vec<Row>)]) -> String {
     for (m, rows) in results {
         for r in rows {
             let (avg, std) = mean_std(&r.samples);
-            let (limit, frac) = match (r.test, info.bw(r.threads)) {
-                (Test::Gen(_), Some(g)) => {
-                    let l = g * 1e9 / m.bytes_per_token as f64;
-                    (format!("{l:.1}"), format!("{:.0}%", 100.0 * avg / l))
-                }
-                _ => ("".into(), "".into()),
+            let (limit, frac) = match limit_and_fraction(r, m.bytes_per_token) {
+                Some((l, f, f_std)) => (
+                    format!("{l:.1}"),
+                    format!("{:.0}% ± {:.0}", 100.0 * f, 100.0 * f_std),
+                ),
+                None => ("".into(), "".into()),
             };
             out.push_str(&format!(
                 "| {} | {:.1} MiB | {:.1} M | {} | {} | {avg:.2} ± {std:.2} | {} | {:.4} | {:.2} | {limit} | {frac} |\n",
@@ -580,9 +657,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 ..margs.clone()
             };
             let pool = margs.pool()?;
+            let paired = (!args.no_bandwidth).then_some((args.bandwidth_mib, t));
             for &test in &tests {
                 let mut row = pool
-                    .install(|| run_test(&model, &tok, test, args.reps))
+                    .install(|| run_test(&model, &tok, test, args.reps, paired))
                     .with_context(|| format!("{name}: {} with {t} threads", test.name()))?;
                 row.threads = t;
                 if args.json {

@@ -113,9 +113,37 @@ fn json_lines_are_complete_and_consistent() {
         let bw = f(l, "bandwidth_gbs");
         assert!(bw > 0.0 && f(l, "bandwidth_1t_gbs") > 0.0);
         if is_tg {
-            let limit = f(l, "limit_ts");
-            assert!((limit - bw * 1e9 / per_token as f64).abs() <= 1e-9 * limit);
-            assert!((f(l, "frac_of_limit") - f(l, "avg_ts") / limit).abs() <= 1e-9);
+            // One bandwidth before each repetition and one after the last; each
+            // repetition's limit from the higher of its two, and the fraction is the mean
+            // of speed / limit over the repetitions.
+            let rep_bw: Vec<f64> = l["rep_bandwidth_gbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.as_f64().unwrap())
+                .collect();
+            assert_eq!(rep_bw.len() as u64, reps + 1);
+            assert!(rep_bw.iter().all(|&g| g > 0.0 && g.is_finite()));
+            let limits: Vec<f64> = rep_bw
+                .windows(2)
+                .map(|w| w[0].max(w[1]) * 1e9 / per_token as f64)
+                .collect();
+            let reported: Vec<f64> = l["limits_ts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(reported.len(), limits.len());
+            for (a, b) in reported.iter().zip(&limits) {
+                assert!((a - b).abs() <= 1e-9 * b);
+            }
+            let mean_limit = limits.iter().sum::<f64>() / limits.len() as f64;
+            assert!((f(l, "limit_ts") - mean_limit).abs() <= 1e-9 * mean_limit);
+            let frac =
+                samples.iter().zip(&limits).map(|(s, l)| s / l).sum::<f64>() / samples.len() as f64;
+            assert!((f(l, "frac_of_limit") - frac).abs() <= 1e-9);
+            assert!(f(l, "frac_of_limit_std") >= 0.0);
         } else {
             assert!(l["limit_ts"].is_null() && l["frac_of_limit"].is_null());
         }

@@ -20,6 +20,16 @@ fn f(v: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
 }
 
+/// The numbers of the array `key`.
+fn floats(v: &Value, key: &str) -> Vec<f64> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key}: not an array in {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
 fn u(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
@@ -94,12 +104,7 @@ fn json_lines_are_complete_and_consistent() {
         assert_eq!(u(l, "n_gen"), if is_tg { n_gen } else { 0 });
         assert_eq!(u(l, "warmup_tokens"), warmup);
         assert_eq!(u(l, "tokens_timed"), reps * tokens);
-        let samples: Vec<f64> = l["samples_ts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_f64().unwrap())
-            .collect();
+        let samples: Vec<f64> = floats(l, "samples_ts");
         assert_eq!(samples.len() as u64, reps);
         assert!(samples.iter().all(|&s| s > 0.0 && s.is_finite()));
         let mean = samples.iter().sum::<f64>() / samples.len() as f64;
@@ -116,24 +121,14 @@ fn json_lines_are_complete_and_consistent() {
             // One bandwidth before each repetition and one after the last; each
             // repetition's limit from the higher of its two, and the fraction is the mean
             // of speed / limit over the repetitions.
-            let rep_bw: Vec<f64> = l["rep_bandwidth_gbs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|g| g.as_f64().unwrap())
-                .collect();
+            let rep_bw: Vec<f64> = floats(l, "rep_bandwidth_gbs");
             assert_eq!(rep_bw.len() as u64, reps + 1);
             assert!(rep_bw.iter().all(|&g| g > 0.0 && g.is_finite()));
             let limits: Vec<f64> = rep_bw
                 .windows(2)
                 .map(|w| w[0].max(w[1]) * 1e9 / per_token as f64)
                 .collect();
-            let reported: Vec<f64> = l["limits_ts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect();
+            let reported: Vec<f64> = floats(l, "limits_ts");
             assert_eq!(reported.len(), limits.len());
             for (a, b) in reported.iter().zip(&limits) {
                 assert!((a - b).abs() <= 1e-9 * b);

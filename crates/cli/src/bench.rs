@@ -363,10 +363,10 @@ struct Row {
 
 /// Each timed repetition's generation limit (tokens/s): the higher read bandwidth of the two
 /// measured around it, over the bytes a token reads. This machine's bandwidth drifts by
-/// 10-20% over minutes, as much as the speeds do; a limit measured minutes away from the
-/// run it divides (as a single measurement at the start is) moved the reported fraction
-/// of qwen15 by up to ten points between otherwise equal runs. The higher of the two is
-/// the stricter limit.
+/// 10-20% over minutes, as much as the speeds do: in the 2026-11-30 comparison run
+/// (`bench/compare.py`, which pairs its limits per round the same way) one measurement at
+/// the start would have put qwen15 at 96-97% of the limit instead of 83-84%. The higher of
+/// the two is the stricter limit.
 fn paired_limits(rep_bandwidth: &[f64], bytes_per_token: u64) -> Vec<f64> {
     rep_bandwidth
         .windows(2)

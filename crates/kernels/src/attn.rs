@@ -13,54 +13,66 @@
 
 use half::f16;
 
-/// [`scores_f16`]'s signature, a slot of the kernel table.
-pub type AttnDotFn = fn(
-    k: &[f16],
+/// A run of `rows` cache rows of `hd` elements each, `stride` elements apart from the start
+/// of `data`: one KV head's keys or values at consecutive slots (a cache row holds every KV
+/// head, so `stride` is the row and `hd` one head of it).
+#[derive(Clone, Copy)]
+pub struct CacheRows<'a> {
+    data: &'a [f16],
     stride: usize,
     rows: usize,
-    q: &[f32],
     hd: usize,
-    out: &mut [f32],
-    out_stride: usize,
-);
-/// [`values_f16`]'s signature, a slot of the kernel table.
-pub type AttnAxpyFn =
-    fn(v: &[f16], stride: usize, rows: usize, p: &[f32], p_stride: usize, o: &mut [f32], hd: usize);
-
-/// `out[h * out_stride + r] = dot(q[h * hd..][..hd], k[r * stride..][..hd])` for `r < rows`
-/// and every head `h < q.len() / hd`.
-#[inline]
-pub fn scores_f16(
-    k: &[f16],
-    stride: usize,
-    rows: usize,
-    q: &[f32],
-    hd: usize,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    let heads = q.len() / hd.max(1);
-    assert!(rows == 0 || k.len() >= (rows - 1) * stride + hd);
-    assert!(heads == 0 || out.len() >= (heads - 1) * out_stride + rows);
-    (crate::Kernels::get().attn_dot)(k, stride, rows, q, hd, out, out_stride)
 }
 
-/// `o[h * hd..][..hd] += p[h * p_stride + r] * v[r * stride..][..hd]` for `r` in `0..rows`,
-/// in that order, for every head `h < o.len() / hd`.
+impl<'a> CacheRows<'a> {
+    /// Panics if `data` is too short for `rows` rows.
+    pub fn new(data: &'a [f16], stride: usize, rows: usize, hd: usize) -> CacheRows<'a> {
+        assert!(rows == 0 || data.len() >= (rows - 1) * stride + hd);
+        CacheRows {
+            data,
+            stride,
+            rows,
+            hd,
+        }
+    }
+
+    /// Row `r`'s `hd` elements.
+    #[inline(always)]
+    fn row(&self, r: usize) -> &'a [f16] {
+        &self.data[r * self.stride..][..self.hd]
+    }
+
+    /// Asks for row `r + ROWS_AHEAD` in L2, if the slice has it (see [`ROWS_AHEAD`]).
+    #[inline(always)]
+    fn prefetch_ahead(&self, r: usize) {
+        let at = (r + ROWS_AHEAD) * self.stride;
+        if let Some(row) = self.data.get(at..at + self.hd) {
+            crate::ops::prefetch_l2(bytemuck::cast_slice(row));
+        }
+    }
+}
+
+/// [`scores_f16`]'s signature, a slot of the kernel table.
+pub type AttnDotFn = fn(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize);
+/// [`values_f16`]'s signature, a slot of the kernel table.
+pub type AttnAxpyFn = fn(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]);
+
+/// `out[h * out_stride + r] = dot(q[h * hd..][..hd], row r of k)` for every row `r` of `k` and
+/// every head `h < q.len() / hd`.
 #[inline]
-pub fn values_f16(
-    v: &[f16],
-    stride: usize,
-    rows: usize,
-    p: &[f32],
-    p_stride: usize,
-    o: &mut [f32],
-    hd: usize,
-) {
-    let heads = o.len() / hd.max(1);
-    assert!(rows == 0 || v.len() >= (rows - 1) * stride + hd);
-    assert!(heads == 0 || p.len() >= (heads - 1) * p_stride + rows);
-    (crate::Kernels::get().attn_axpy)(v, stride, rows, p, p_stride, o, hd)
+pub fn scores_f16(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
+    let heads = q.len() / k.hd.max(1);
+    assert!(heads == 0 || out.len() >= (heads - 1) * out_stride + k.rows);
+    (crate::Kernels::get().attn_dot)(k, q, out, out_stride)
+}
+
+/// `o[h * hd..][..hd] += p[h * p_stride + r] * row r of v` for every row `r` of `v`, in
+/// order, for every head `h < o.len() / hd`.
+#[inline]
+pub fn values_f16(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
+    let heads = o.len() / v.hd.max(1);
+    assert!(heads == 0 || p.len() >= (heads - 1) * p_stride + v.rows);
+    (crate::Kernels::get().attn_axpy)(v, p, p_stride, o)
 }
 
 /// Cache rows this far ahead of the one being used are asked for in L2: while decoding,
@@ -70,14 +82,6 @@ pub fn values_f16(
 /// old 6 items per layer, prefetching alone was within the noise.
 const ROWS_AHEAD: usize = 16;
 
-/// [`crate::ops::prefetch_l2`] of the row at `at`, if `s` has it.
-#[inline(always)]
-fn prefetch_row(s: &[f16], at: usize, hd: usize) {
-    if let Some(row) = s.get(at..at + hd) {
-        crate::ops::prefetch_l2(bytemuck::cast_slice(row));
-    }
-}
-
 /// Heads the one-row kernels take per call in [`scores_by_row`] and [`values_by_row`] (the
 /// AVX2 score kernel's group): every head's arithmetic is its own, so grouping does not
 /// change results, and the per-row buffers stay on the stack.
@@ -85,21 +89,18 @@ const HEADS_AT_ONCE: usize = 8;
 
 /// [`scores_f16`] one row at a time through a one-row kernel.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn scores_by_row(
-    k: &[f16],
-    stride: usize,
-    rows: usize,
+    k: CacheRows<'_>,
     q: &[f32],
-    hd: usize,
     out: &mut [f32],
     out_stride: usize,
     dot: impl Fn(&[f16], &[f32], usize, &mut [f32]),
 ) {
+    let hd = k.hd;
     let heads = q.len() / hd.max(1);
-    for r in 0..rows {
-        prefetch_row(k, (r + ROWS_AHEAD) * stride, hd);
-        let kr = &k[r * stride..][..hd];
+    for r in 0..k.rows {
+        k.prefetch_ahead(r);
+        let kr = k.row(r);
         // Heads in groups of HEADS_AT_ONCE, through a buffer on the stack.
         for h0 in (0..heads).step_by(HEADS_AT_ONCE) {
             let nh = HEADS_AT_ONCE.min(heads - h0);
@@ -114,21 +115,18 @@ fn scores_by_row(
 
 /// [`values_f16`] one row at a time through a one-row kernel.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn values_by_row(
-    v: &[f16],
-    stride: usize,
-    rows: usize,
+    v: CacheRows<'_>,
     p: &[f32],
     p_stride: usize,
     o: &mut [f32],
-    hd: usize,
     axpy: impl Fn(&[f16], &[f32], &mut [f32], usize),
 ) {
+    let hd = v.hd;
     let heads = o.len() / hd.max(1);
-    for r in 0..rows {
-        prefetch_row(v, (r + ROWS_AHEAD) * stride, hd);
-        let vr = &v[r * stride..][..hd];
+    for r in 0..v.rows {
+        v.prefetch_ahead(r);
+        let vr = v.row(r);
         for h0 in (0..heads).step_by(HEADS_AT_ONCE) {
             let nh = HEADS_AT_ONCE.min(heads - h0);
             let mut pr = [0f32; HEADS_AT_ONCE];
@@ -141,38 +139,13 @@ fn values_by_row(
 }
 
 /// Portable [`scores_f16`].
-pub fn scores_f16_scalar(
-    k: &[f16],
-    stride: usize,
-    rows: usize,
-    q: &[f32],
-    hd: usize,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    scores_by_row(
-        k,
-        stride,
-        rows,
-        q,
-        hd,
-        out,
-        out_stride,
-        dot_f16_group_scalar,
-    )
+pub fn scores_f16_scalar(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
+    scores_by_row(k, q, out, out_stride, dot_f16_group_scalar)
 }
 
 /// Portable [`values_f16`].
-pub fn values_f16_scalar(
-    v: &[f16],
-    stride: usize,
-    rows: usize,
-    p: &[f32],
-    p_stride: usize,
-    o: &mut [f32],
-    hd: usize,
-) {
-    values_by_row(v, stride, rows, p, p_stride, o, hd, axpy_f16_group_scalar)
+pub fn values_f16_scalar(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
+    values_by_row(v, p, p_stride, o, axpy_f16_group_scalar)
 }
 
 /// One key row against every head: the portable reference, summing in the same 8-lane order
@@ -200,64 +173,25 @@ pub fn axpy_f16_group_scalar(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
 /// Safe wrappers of the AVX2 and AVX-512 versions, for the SIMD tables.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd_safe {
-    use half::f16;
+    use super::CacheRows;
 
     // SAFETY (all): only reachable through a table, which exists only after its features
     // (AVX2, FMA and F16C; AVX-512F for the last two) were detected and its probe passed.
-    pub(crate) fn dot(
-        k: &[f16],
-        stride: usize,
-        rows: usize,
-        q: &[f32],
-        hd: usize,
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
-        super::scores_by_row(
-            k,
-            stride,
-            rows,
-            q,
-            hd,
-            out,
-            out_stride,
-            |k, q, hd, o| unsafe { super::avx2::dot_f16_group(k, q, hd, o) },
-        )
+    pub(crate) fn dot(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
+        super::scores_by_row(k, q, out, out_stride, |k, q, hd, o| unsafe {
+            super::avx2::dot_f16_group(k, q, hd, o)
+        })
     }
-    pub(crate) fn axpy(
-        v: &[f16],
-        stride: usize,
-        rows: usize,
-        p: &[f32],
-        p_stride: usize,
-        o: &mut [f32],
-        hd: usize,
-    ) {
-        super::values_by_row(v, stride, rows, p, p_stride, o, hd, |v, p, o, hd| unsafe {
+    pub(crate) fn axpy(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
+        super::values_by_row(v, p, p_stride, o, |v, p, o, hd| unsafe {
             super::avx2::axpy_f16_group(v, p, o, hd)
         })
     }
-    pub(crate) fn dot512(
-        k: &[f16],
-        stride: usize,
-        rows: usize,
-        q: &[f32],
-        hd: usize,
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
-        unsafe { super::avx512::scores(k, stride, rows, q, hd, out, out_stride) }
+    pub(crate) fn dot512(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
+        unsafe { super::avx512::scores(k, q, out, out_stride) }
     }
-    pub(crate) fn axpy512(
-        v: &[f16],
-        stride: usize,
-        rows: usize,
-        p: &[f32],
-        p_stride: usize,
-        o: &mut [f32],
-        hd: usize,
-    ) {
-        unsafe { super::avx512::values(v, stride, rows, p, p_stride, o, hd) }
+    pub(crate) fn axpy512(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
+        unsafe { super::avx512::values(v, p, p_stride, o) }
     }
 }
 
@@ -343,7 +277,7 @@ mod avx2 {
 /// for in L2 as the kernels go ([`ROWS_AHEAD`]).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{ROWS_AHEAD as AHEAD, prefetch_row};
+    use super::CacheRows;
     use core::arch::x86_64::*;
     use half::f16;
 
@@ -416,51 +350,36 @@ mod avx512 {
 
     /// See [`super::scores_f16`].
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub(super) fn scores(
-        k: &[f16],
-        stride: usize,
-        rows: usize,
-        q: &[f32],
-        hd: usize,
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
-        match hd {
-            64 => scores_w::<4>(k, stride, rows, q, out, out_stride),
-            128 => scores_w::<8>(k, stride, rows, q, out, out_stride),
-            256 => scores_w::<16>(k, stride, rows, q, out, out_stride),
-            _ => super::simd_safe::dot(k, stride, rows, q, hd, out, out_stride),
+    pub(super) fn scores(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
+        match k.hd {
+            64 => scores_w::<4>(k, q, out, out_stride),
+            128 => scores_w::<8>(k, q, out, out_stride),
+            256 => scores_w::<16>(k, q, out, out_stride),
+            _ => super::simd_safe::dot(k, q, out, out_stride),
         }
     }
 
     /// [`scores`] for head size `16 * W`.
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    fn scores_w<const W: usize>(
-        k: &[f16],
-        stride: usize,
-        rows: usize,
-        q: &[f32],
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
+    fn scores_w<const W: usize>(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
         let hd = 16 * W;
         let heads = q.len() / hd;
         let mut block = [[_mm512_setzero_ps(); W]; BLOCK];
         // A short last block is padded with zero rows, so every row's score is summed the
         // same way wherever its run starts (a ring's two runs must give a whole cache's
         // scores bit for bit).
-        for r0 in (0..rows).step_by(BLOCK) {
-            let n = BLOCK.min(rows - r0);
+        for r0 in (0..k.rows).step_by(BLOCK) {
+            let n = BLOCK.min(k.rows - r0);
             for (r, kr) in block.iter_mut().enumerate() {
                 if r >= n {
                     *kr = [_mm512_setzero_ps(); W];
                     continue;
                 }
-                let at = (r0 + r) * stride;
-                prefetch_row(k, at + AHEAD * stride, hd);
+                k.prefetch_ahead(r0 + r);
+                let row = k.row(r0 + r);
                 for (c, v) in kr.iter_mut().enumerate() {
-                    *v = load16(k, at + 16 * c);
+                    *v = load16(row, 16 * c);
                 }
             }
             for h in 0..heads {
@@ -486,21 +405,13 @@ mod avx512 {
 
     /// See [`super::values_f16`].
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub(super) fn values(
-        v: &[f16],
-        stride: usize,
-        rows: usize,
-        p: &[f32],
-        p_stride: usize,
-        o: &mut [f32],
-        hd: usize,
-    ) {
+    pub(super) fn values(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
         // Heads per pass: 16 registers of output.
-        match hd {
-            64 => values_w::<4, 4>(v, stride, rows, p, p_stride, o),
-            128 => values_w::<8, 2>(v, stride, rows, p, p_stride, o),
-            256 => values_w::<16, 1>(v, stride, rows, p, p_stride, o),
-            _ => super::simd_safe::axpy(v, stride, rows, p, p_stride, o, hd),
+        match v.hd {
+            64 => values_w::<4, 4>(v, p, p_stride, o),
+            128 => values_w::<8, 2>(v, p, p_stride, o),
+            256 => values_w::<16, 1>(v, p, p_stride, o),
+            _ => super::simd_safe::axpy(v, p, p_stride, o),
         }
     }
 
@@ -509,9 +420,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn values_w<const W: usize, const H: usize>(
-        v: &[f16],
-        stride: usize,
-        rows: usize,
+        v: CacheRows<'_>,
         p: &[f32],
         p_stride: usize,
         o: &mut [f32],
@@ -519,11 +428,11 @@ mod avx512 {
         let heads = o.len() / (16 * W);
         let mut h0 = 0;
         while h0 + H <= heads {
-            values_pass::<W, H>(v, stride, rows, p, p_stride, o, h0);
+            values_pass::<W, H>(v, p, p_stride, o, h0);
             h0 += H;
         }
         for h in h0..heads {
-            values_pass::<W, 1>(v, stride, rows, p, p_stride, o, h);
+            values_pass::<W, 1>(v, p, p_stride, o, h);
         }
     }
 
@@ -531,9 +440,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn values_pass<const W: usize, const H: usize>(
-        v: &[f16],
-        stride: usize,
-        rows: usize,
+        v: CacheRows<'_>,
         p: &[f32],
         p_stride: usize,
         o: &mut [f32],
@@ -542,12 +449,12 @@ mod avx512 {
         let hd = 16 * W;
         let mut acc: [[__m512; W]; H] =
             core::array::from_fn(|h| core::array::from_fn(|c| loadf(o, (h0 + h) * hd + 16 * c)));
-        for r in 0..rows {
-            let at = r * stride;
+        for r in 0..v.rows {
             if h0 == 0 {
-                prefetch_row(v, at + AHEAD * stride, hd);
+                v.prefetch_ahead(r);
             }
-            let vr: [__m512; W] = core::array::from_fn(|c| load16(v, at + 16 * c));
+            let row = v.row(r);
+            let vr: [__m512; W] = core::array::from_fn(|c| load16(row, 16 * c));
             for (h, a) in acc.iter_mut().enumerate() {
                 let ph = _mm512_set1_ps(p[(h0 + h) * p_stride + r]);
                 for (a, vv) in a.iter_mut().zip(&vr) {
@@ -598,7 +505,12 @@ mod tests {
             let mut first_values: Option<Vec<f32>> = None;
             for table in &tables {
                 let mut out = vec![f32::NAN; heads * out_stride];
-                (table.attn_dot)(&k, stride, rows, &q, hd, &mut out, out_stride);
+                (table.attn_dot)(
+                    CacheRows::new(&k, stride, rows, hd),
+                    &q,
+                    &mut out,
+                    out_stride,
+                );
                 for h in 0..heads {
                     for r in 0..rows {
                         let exact: f64 = (0..hd)
@@ -614,7 +526,7 @@ mod tests {
                     }
                 }
                 let mut o = base.clone();
-                (table.attn_axpy)(&k, stride, rows, &p, out_stride, &mut o, hd);
+                (table.attn_axpy)(CacheRows::new(&k, stride, rows, hd), &p, out_stride, &mut o);
                 for h in 0..heads {
                     for i in 0..hd {
                         let exact = base[h * hd + i] as f64
@@ -657,16 +569,13 @@ mod tests {
         tables.extend(crate::Kernels::simd_tables());
         for table in tables {
             let mut whole = vec![0f32; heads * rows];
-            (table.attn_dot)(&k, stride, rows, &q, hd, &mut whole, rows);
+            (table.attn_dot)(CacheRows::new(&k, stride, rows, hd), &q, &mut whole, rows);
             for cut in [1, 7, 16, 20, 33, 44] {
                 let mut parts = vec![0f32; heads * rows];
-                (table.attn_dot)(&k, stride, cut, &q, hd, &mut parts, rows);
+                (table.attn_dot)(CacheRows::new(&k, stride, cut, hd), &q, &mut parts, rows);
                 (table.attn_dot)(
-                    &k[cut * stride..],
-                    stride,
-                    rows - cut,
+                    CacheRows::new(&k[cut * stride..], stride, rows - cut, hd),
                     &q,
-                    hd,
                     &mut parts[cut..],
                     rows,
                 );

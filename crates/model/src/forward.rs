@@ -9,6 +9,7 @@ use crate::kv_cache::{KvCache, LayerCache};
 use crate::ops;
 use crate::weights::Linear;
 use half::f16;
+use lingqiao_kernels::attn::{self, CacheRows};
 use lingqiao_kernels::ops::{get_row, matmul_segments};
 use lingqiao_pool::SharedMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -448,15 +449,8 @@ impl Model {
                 scores.resize(nh * npos, 0.0);
                 for (j0, len) in slot_runs(layer, lo, pos) {
                     let at = layer.slot(j0) * k_row + g * hd;
-                    lingqiao_kernels::attn::scores_f16(
-                        &layer.k[at..],
-                        k_row,
-                        len,
-                        &qg,
-                        hd,
-                        &mut scores[j0 - lo..],
-                        npos,
-                    );
+                    let rows = CacheRows::new(&layer.k[at..], k_row, len, hd);
+                    attn::scores_f16(rows, &qg, &mut scores[j0 - lo..], npos);
                 }
                 for sc in scores.chunks_mut(npos) {
                     sc.iter_mut().for_each(|s| *s *= kq_scale);
@@ -468,15 +462,8 @@ impl Model {
                 acc.resize(nh * hdv, 0.0);
                 for (j0, len) in slot_runs(layer, lo, pos) {
                     let at = layer.slot(j0) * v_row + g * hdv;
-                    lingqiao_kernels::attn::values_f16(
-                        &layer.v[at..],
-                        v_row,
-                        len,
-                        &scores[j0 - lo..],
-                        npos,
-                        &mut acc,
-                        hdv,
-                    );
+                    let rows = CacheRows::new(&layer.v[at..], v_row, len, hdv);
+                    attn::values_f16(rows, &scores[j0 - lo..], npos, &mut acc);
                 }
                 // SAFETY: item `item` is handed to this thread only, and its heads
                 // h0..h0 + nh of token t are its own output rows.

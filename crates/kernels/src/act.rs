@@ -166,11 +166,7 @@ mod tests {
 
     #[test]
     fn every_table_agrees_with_the_portable_version() {
-        let mut s = 987_654_321u32;
-        let mut rnd = move || {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-        };
+        let mut rnd = crate::test_util::uniform(987_654_321);
         // Typical gate values, wide ones, and the edges of the clamped range.
         let mut gate: Vec<f32> = (0..997).map(|i| rnd() * [1.0, 8.0, 40.0][i % 3]).collect();
         gate.extend([
@@ -179,8 +175,7 @@ mod tests {
         let up: Vec<f32> = (0..gate.len()).map(|_| rnd() * 2.0).collect();
         let mut want = gate.clone();
         swiglu_scalar(&mut want, &up);
-        let mut tables = vec![crate::Kernels::scalar()];
-        tables.extend(crate::Kernels::simd_tables());
+        let tables = crate::test_util::all_tables();
         for table in tables {
             for len in [gate.len(), 7, 16, 23] {
                 let mut got = gate[..len].to_vec();

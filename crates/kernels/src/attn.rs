@@ -477,13 +477,8 @@ mod tests {
 
     #[test]
     fn every_table_agrees_with_exact_sums() {
-        let mut s = 12345u32;
-        let mut rnd = move || {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-        };
-        let mut tables = vec![crate::Kernels::scalar()];
-        tables.extend(crate::Kernels::simd_tables());
+        let mut rnd = crate::test_util::uniform(12345);
+        let tables = crate::test_util::all_tables();
         // Head sizes with and without an AVX-512 block kernel; row counts around the
         // 16-row block; rows spaced wider than a head, as in a cache of several KV heads.
         for (hd, heads, rows, stride) in [
@@ -557,16 +552,11 @@ mod tests {
     fn a_run_cut_in_two_scores_the_same_bits() {
         // A sliding-window ring hands the kernel its positions as two runs; every score must
         // come out as it does from one run over the same rows.
-        let mut s = 77u32;
-        let mut rnd = move || {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-        };
+        let mut rnd = crate::test_util::uniform(77);
         let (hd, heads, rows, stride) = (128, 3, 45, 256);
         let k: Vec<f16> = (0..rows * stride).map(|_| f16::from_f32(rnd())).collect();
         let q: Vec<f32> = (0..hd * heads).map(|_| rnd()).collect();
-        let mut tables = vec![crate::Kernels::scalar()];
-        tables.extend(crate::Kernels::simd_tables());
+        let tables = crate::test_util::all_tables();
         for table in tables {
             let mut whole = vec![0f32; heads * rows];
             (table.attn_dot)(CacheRows::new(&k, stride, rows, hd), &q, &mut whole, rows);

@@ -22,6 +22,25 @@ pub mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// Helpers shared by the unit tests of the kernel modules.
+#[cfg(test)]
+mod test_util {
+    /// Uniform values in [-1, 1) from a linear congruential generator seeded with `seed`.
+    pub(crate) fn uniform(mut s: u32) -> impl FnMut() -> f32 {
+        move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
+    /// The scalar table and every SIMD table this CPU runs.
+    pub(crate) fn all_tables() -> Vec<&'static crate::Kernels> {
+        let mut tables = vec![crate::Kernels::scalar()];
+        tables.extend(crate::Kernels::simd_tables());
+        tables
+    }
+}
+
 pub use dispatch::{Isa, Kernels, VecDotFn, VecDotPfFn, VecDotX4Fn};
 pub use lingqiao_gguf::{GgmlType, QK_K};
 

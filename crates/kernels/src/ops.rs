@@ -333,20 +333,15 @@ pub fn matmul_segments_with(
             // SAFETY: each chunk of rows is handed to exactly one thread.
             let o = unsafe { j.out.slice(rows.clone()) };
             let x = &j.xq[..j.x_row];
+            let len = j.w.data.len();
             for (i, (o, wr)) in o.iter_mut().zip(w_rows.chunks_exact(j.w_row)).enumerate() {
+                // The row's worth of bytes PREFETCH_AHEAD on, cut at the matrix's end.
                 let ahead = (rows.start + i) * j.w_row + PREFETCH_AHEAD;
+                let pf_bytes = &j.w.data[ahead.min(len)..(ahead + j.w_row).min(len)];
                 *o = match j.pf {
-                    Some(pf) => {
-                        let len = j.w.data.len();
-                        pf(
-                            cols,
-                            wr,
-                            x,
-                            &j.w.data[ahead.min(len)..(ahead + j.w_row).min(len)],
-                        )
-                    }
+                    Some(pf) => pf(cols, wr, x, pf_bytes),
                     None => {
-                        prefetch(j.w.data.get(ahead..ahead + j.w_row));
+                        prefetch_lines::<L1>(pf_bytes);
                         (j.dot)(cols, wr, x)
                     }
                 };

@@ -280,7 +280,8 @@ impl Model {
                 &segments,
             );
             match spec.activation {
-                Activation::SiluGlu => ops::swiglu(&mut gate, &up),
+                // ggml_vec_swiglu_f32, from the kernel table.
+                Activation::SiluGlu => lingqiao_kernels::act::swiglu(&mut gate, &up),
                 Activation::GeluGlu => ops::geglu(&mut gate, &up),
             }
             linear(file, &lw.ffn_down, &gate, &segments, &mut o);

@@ -80,12 +80,6 @@ pub fn rope_apply(x: &mut [f32], cache: &[(f32, f32)], neox: bool) {
     }
 }
 
-/// `gate = silu(gate) * up`, as ggml_vec_swiglu_f32 (the kernel table's version, see
-/// [`lingqiao_kernels::act`]).
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    lingqiao_kernels::act::swiglu(gate, up)
-}
-
 fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const GELU_COEF_A: f32 = 0.044_715;

@@ -39,6 +39,15 @@ const LN2_HI: f32 = 0.693_145_75;
 const LN2_LO: f32 = 1.428_606_8e-6;
 
 /// Safe wrappers of the SIMD versions, for the tables.
+/// Safe wrappers of the NEON version, for the aarch64 tables.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon_safe {
+    // STUB: the portable version until the NEON one lands.
+    pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
+        super::swiglu_scalar(gate, up)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd_safe {
     // SAFETY (both): only reachable through a table, which exists only after its features

@@ -195,6 +195,20 @@ pub(crate) mod simd_safe {
     }
 }
 
+/// Safe wrappers of the NEON versions, for the aarch64 tables.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon_safe {
+    use super::CacheRows;
+
+    // STUB: the portable versions until the NEON ones land.
+    pub(crate) fn dot(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
+        super::scores_f16_scalar(k, q, out, out_stride)
+    }
+    pub(crate) fn axpy(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
+        super::values_f16_scalar(v, p, p_stride, o)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use core::arch::x86_64::*;

@@ -29,7 +29,7 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// activation quantizers that feed them.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
-    /// "avx512", "avx2" or "scalar".
+    /// "avx512", "avx2", "i8mm", "dotprod", "neon" or "scalar" ([`Isa::name`]).
     pub isa: &'static str,
     pub f32: VecDotFn,
     pub f16: VecDotFn,
@@ -68,7 +68,7 @@ pub struct Kernels {
     pub tile: Option<crate::tile::TileKernels>,
 }
 
-fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {
+pub(crate) fn no_x4(_: GgmlType) -> Option<VecDotX4Fn> {
     None
 }
 
@@ -76,7 +76,7 @@ pub(crate) fn no_pf(_: GgmlType) -> Option<VecDotPfFn> {
     None
 }
 
-const SCALAR: Kernels = Kernels {
+pub(crate) const SCALAR: Kernels = Kernels {
     isa: "scalar",
     f32: scalar::vec_dot_f32,
     f16: scalar::vec_dot_f16,
@@ -107,22 +107,62 @@ const SCALAR: Kernels = Kernels {
 
 static SELECTED: OnceLock<Kernels> = OnceLock::new();
 
-/// The instruction sets a table can be built for, in increasing order.
+/// The instruction sets a table can be built for. Each architecture's levels are in
+/// increasing order, and only one architecture's levels exist in a build (with `Scalar`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     Scalar,
+    /// x86-64 with AVX2, FMA and F16C (Haswell, Zen 1 and later).
     Avx2,
+    /// x86-64 with AVX-512 F/BW/VL and VNNI (Cascade Lake, Ice Lake, Zen 4 and later).
     Avx512,
+    /// aarch64 Advanced SIMD (ARMv8.0: Cortex-A53/A55, every 64-bit Arm core).
+    Neon,
+    /// aarch64 with SDOT/UDOT (ARMv8.2 dotprod: most phones since 2018).
+    Dotprod,
+    /// aarch64 with SMMLA/UMMLA (ARMv8.6 i8mm: recent phones), for prompt tiles.
+    I8mm,
 }
 
 impl Isa {
-    /// "scalar", "avx2" or "avx512" (the names tables report in [`Kernels::isa`]).
+    /// The levels this build's architecture has, best first (scalar last).
+    pub const LEVELS: &'static [Isa] = if cfg!(target_arch = "x86_64") {
+        &[Isa::Avx512, Isa::Avx2, Isa::Scalar]
+    } else if cfg!(target_arch = "aarch64") {
+        &[Isa::I8mm, Isa::Dotprod, Isa::Neon, Isa::Scalar]
+    } else {
+        &[Isa::Scalar]
+    };
+
+    /// The name tables report in [`Kernels::isa`] and `LINGQIAO_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+            Isa::Dotprod => "dotprod",
+            Isa::I8mm => "i8mm",
+        }
+    }
+
+    /// One of [`Isa::LEVELS`] by name ("scalar", "avx2", "avx512" on x86; "scalar", "neon",
+    /// "dotprod", "i8mm" on aarch64). Another architecture's level is `None`: it cannot cap
+    /// this one's.
     pub fn parse(name: &str) -> Option<Isa> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "scalar" => Some(Isa::Scalar),
-            "avx2" => Some(Isa::Avx2),
-            "avx512" => Some(Isa::Avx512),
-            _ => None,
+        let name = name.trim().to_ascii_lowercase();
+        Self::LEVELS.iter().copied().find(|l| l.name() == name)
+    }
+
+    /// The table of this level, if the CPU has it and it passed its probe (scalar always).
+    fn table(self) -> Option<&'static Kernels> {
+        match self {
+            Isa::Scalar => Some(&SCALAR),
+            Isa::Avx2 => Kernels::avx2(),
+            Isa::Avx512 => Kernels::avx512(),
+            Isa::Neon => Kernels::neon(),
+            Isa::Dotprod => Kernels::dotprod(),
+            Isa::I8mm => Kernels::i8mm(),
         }
     }
 }
@@ -134,7 +174,7 @@ impl Kernels {
     }
 
     /// The AVX2 table, if this CPU has AVX2, FMA and F16C and the table passed its probe (one
-    /// run in a child process, see `x86::probe`; done once per process).
+    /// run in a child process, see `probe`; done once per process).
     pub fn avx2() -> Option<&'static Kernels> {
         #[cfg(target_arch = "x86_64")]
         {
@@ -159,37 +199,82 @@ impl Kernels {
         }
     }
 
+    /// The aarch64 NEON table (every ARMv8 core), if it passed its probe.
+    pub fn neon() -> Option<&'static Kernels> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            crate::aarch64::neon_table()
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            None
+        }
+    }
+
+    /// The aarch64 dotprod table, if the CPU has SDOT/UDOT and the table passed its probe.
+    pub fn dotprod() -> Option<&'static Kernels> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            crate::aarch64::dotprod_table()
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            None
+        }
+    }
+
+    /// The aarch64 i8mm table (dotprod plus SMMLA prompt tiles), if the CPU has both and the
+    /// table passed its probe.
+    pub fn i8mm() -> Option<&'static Kernels> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            crate::aarch64::i8mm_table()
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            None
+        }
+    }
+
     /// The table used by [`crate::vec_dot`] and [`crate::ops::matmul`], decided on first use,
     /// then fixed: the best one this CPU supports and that passed its probe, capped by
-    /// `LINGQIAO_ISA=avx512|avx2|scalar`; `LINGQIAO_FORCE_SCALAR=1` forces scalar. An
-    /// unknown `LINGQIAO_ISA` value is reported on stderr and ignored.
+    /// `LINGQIAO_ISA` (one of [`Isa::LEVELS`] by name); `LINGQIAO_FORCE_SCALAR=1` forces
+    /// scalar. A value that names no level of this architecture is reported on stderr and
+    /// ignored.
     pub fn get() -> &'static Kernels {
         SELECTED.get_or_init(|| {
             if std::env::var("LINGQIAO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
                 return SCALAR;
             }
+            let best = Isa::LEVELS[0];
             let cap = match std::env::var("LINGQIAO_ISA") {
                 Ok(v) => Isa::parse(&v).unwrap_or_else(|| {
+                    let names: Vec<&str> = Isa::LEVELS.iter().map(|l| l.name()).collect();
                     eprintln!(
-                        "lingqiao: ignoring LINGQIAO_ISA={v:?} (expected avx512, avx2 or scalar)"
+                        "lingqiao: ignoring LINGQIAO_ISA={v:?} (expected {})",
+                        names.join(", ")
                     );
-                    Isa::Avx512
+                    best
                 }),
-                Err(_) => Isa::Avx512,
+                Err(_) => best,
             };
             *Self::best_up_to(cap)
         })
     }
 
-    /// Every SIMD table this CPU runs (detected and probed): [`Kernels::avx2`],
-    /// [`Kernels::avx512`], and variants the dispatch passes over for a better one (the
-    /// AVX-512 table without GFNI where GFNI is there), so tests can check them all.
+    /// Every SIMD table this CPU runs (detected and probed), and variants the dispatch passes
+    /// over for a better one (the AVX-512 table without GFNI where GFNI is there), so tests
+    /// can check them all.
     pub fn simd_tables() -> Vec<&'static Kernels> {
         #[cfg(target_arch = "x86_64")]
         {
             crate::x86::simd_tables()
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        {
+            crate::aarch64::simd_tables()
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         {
             Vec::new()
         }
@@ -197,9 +282,11 @@ impl Kernels {
 
     /// The best table this CPU supports (detected and probed) among those up to `cap`.
     pub fn best_up_to(cap: Isa) -> &'static Kernels {
-        let avx512 = || (cap >= Isa::Avx512).then(Self::avx512).flatten();
-        let avx2 = || (cap >= Isa::Avx2).then(Self::avx2).flatten();
-        avx512().or_else(avx2).unwrap_or(&SCALAR)
+        Isa::LEVELS
+            .iter()
+            .filter(|&&l| l <= cap)
+            .find_map(|l| l.table())
+            .unwrap_or(&SCALAR)
     }
 
     /// The dot-product kernel for weights of type `ty`.

@@ -3,14 +3,16 @@
 //! and the matrix-vector product the model runs on.
 //!
 //! Layout follows ggml's CPU backend: [`scalar`] holds the `_generic` reference kernels,
-//! `x86` the `#[target_feature]` ones (AVX2 and AVX-512 tables, each with four-token kernels
-//! for prompt processing), [`dispatch`] the per-type table, [`ops`] the matmul.
+//! `x86` and `aarch64` the `#[target_feature]` ones (x86: AVX2 and AVX-512 tables; Arm:
+//! NEON, dotprod and i8mm tables; each with four-token kernels for prompt processing),
+//! [`dispatch`] the per-type table, [`ops`] the matmul.
 //!
 //! The table is chosen once per process: the best instruction set the CPU reports (CPUID and
-//! the OS's XSAVE state) whose table also passes a probe run in a forked child, so a flag the
-//! machine lists but cannot execute costs a fallback, not a crash. `LINGQIAO_ISA=avx512|avx2|
-//! scalar` caps the choice and `LINGQIAO_FORCE_SCALAR=1` forces the reference kernels;
-//! [`isa`] reports the pick.
+//! the OS's XSAVE state on x86, the kernel's HWCAPs on Arm) whose table also passes a probe
+//! run in a forked child, so a flag the machine lists but cannot execute costs a fallback,
+//! not a crash. `LINGQIAO_ISA` caps the choice (`avx512|avx2|scalar` on x86,
+//! `i8mm|dotprod|neon|scalar` on Arm) and `LINGQIAO_FORCE_SCALAR=1` forces the reference
+//! kernels; [`isa`] reports the pick.
 
 pub mod act;
 pub mod attn;
@@ -19,6 +21,10 @@ pub mod dispatch;
 pub mod ops;
 pub mod scalar;
 pub mod tile;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod probe;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -382,7 +388,8 @@ pub fn scalar_vec_dot(ty: GgmlType, n: usize, w: &[u8], x: &[u8]) -> f32 {
     Kernels::scalar().vec_dot(ty, n, w, x)
 }
 
-/// The instruction set the dispatch picked: "avx512", "avx2" or "scalar".
+/// The instruction set the dispatch picked: "avx512", "avx2", "i8mm", "dotprod", "neon" or
+/// "scalar".
 pub fn isa() -> &'static str {
     Kernels::get().isa
 }

@@ -11,12 +11,14 @@ use lingqiao_kernels::{
 #[derive(Clone, Copy, PartialEq)]
 enum Agreement {
     /// Bit for bit: the K-quant kernels that keep the scalar kernel's exact per-block integer
-    /// sums and its float expression (AVX2's, and Q2_K/Q3_K everywhere).
+    /// sums and its float expression (AVX2's and every aarch64 table's, and Q2_K/Q3_K
+    /// everywhere).
     Exact,
     /// The same exact integer block sums, added in another f32 order (the AVX-512 Q4_K, Q5_K
     /// and Q6_K kernels accumulate in lanes): within `kquant_reorder_bound`.
     Reordered,
-    /// Everything else accumulates in SIMD lanes (ggml's order, not scalar's).
+    /// Everything else accumulates in SIMD lanes (ggml's order, not scalar's): within a
+    /// relative 1e-5 of sum |w_i x_i|.
     Lanes,
 }
 
@@ -58,6 +60,27 @@ fn a_simd_table_exists_where_the_cpu_has_avx2() {
             assert_ne!(isa(), "scalar");
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // Advanced SIMD is part of every ARMv8-A core.
+        assert!(Kernels::neon().is_some(), "the NEON table failed its probe");
+        let dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
+        assert_eq!(Kernels::dotprod().is_some(), dotprod);
+        let i8mm = dotprod && std::arch::is_aarch64_feature_detected!("i8mm");
+        assert_eq!(Kernels::i8mm().is_some(), i8mm);
+        if std::env::var("LINGQIAO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
+            assert_eq!(isa(), "scalar");
+        } else if std::env::var("LINGQIAO_ISA").is_err() {
+            let best = if i8mm {
+                "i8mm"
+            } else if dotprod {
+                "dotprod"
+            } else {
+                "neon"
+            };
+            assert_eq!(isa(), best);
+        }
+    }
     println!("dispatch picked {}", isa());
 }
 
@@ -65,8 +88,8 @@ fn a_simd_table_exists_where_the_cpu_has_avx2() {
 fn simd_matches_scalar_for_every_type() {
     let tables = tables();
     assert!(
-        !tables.is_empty() || !cfg!(target_arch = "x86_64"),
-        "no SIMD table on this x86-64 CPU"
+        !tables.is_empty() || !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
+        "no SIMD table on this CPU"
     );
     let mut r = rng(7);
     for table in tables {
@@ -212,8 +235,8 @@ fn assert_x4_matches_single(
 fn four_token_kernels_equal_single_ones_on_random_data() {
     let cases = x4_cases();
     assert!(
-        !cases.is_empty() || !cfg!(target_arch = "x86_64"),
-        "no four-token kernels on this x86-64 CPU"
+        !cases.is_empty() || !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
+        "no four-token kernels on this CPU"
     );
     let mut r = rng(21);
     for (table, ty) in cases {
@@ -259,22 +282,43 @@ fn four_token_kernels_equal_single_ones_on_fixture_rows() {
 fn isa_names_parse_and_cap_the_choice() {
     use lingqiao_kernels::Isa;
     assert_eq!(Isa::parse("scalar"), Some(Isa::Scalar));
-    assert_eq!(Isa::parse("avx2"), Some(Isa::Avx2));
-    assert_eq!(Isa::parse(" AVX512 "), Some(Isa::Avx512));
     assert_eq!(Isa::parse("sse4"), None);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(Isa::parse("avx2"), Some(Isa::Avx2));
+        assert_eq!(Isa::parse(" AVX512 "), Some(Isa::Avx512));
+        // Another architecture's level cannot cap this one's.
+        assert_eq!(Isa::parse("neon"), None);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert_eq!(Isa::parse("neon"), Some(Isa::Neon));
+        assert_eq!(Isa::parse("dotprod"), Some(Isa::Dotprod));
+        assert_eq!(Isa::parse(" I8MM "), Some(Isa::I8mm));
+        assert_eq!(Isa::parse("avx2"), None);
+    }
+    // Each level gets the best table at or below it, walking down the levels.
+    let levels = Isa::LEVELS;
+    for (i, &cap) in levels.iter().enumerate() {
+        let want = levels[i..]
+            .iter()
+            .find_map(|&l| table_of(l))
+            .map_or("scalar", |t| t.isa);
+        assert_eq!(Kernels::best_up_to(cap).isa, want, "cap {cap:?}");
+    }
     assert_eq!(Kernels::best_up_to(Isa::Scalar).isa, "scalar");
-    let want2 = if Kernels::avx2().is_some() {
-        "avx2"
-    } else {
-        "scalar"
-    };
-    assert_eq!(Kernels::best_up_to(Isa::Avx2).isa, want2);
-    let want512 = if Kernels::avx512().is_some() {
-        "avx512"
-    } else {
-        want2
-    };
-    assert_eq!(Kernels::best_up_to(Isa::Avx512).isa, want512);
+}
+
+fn table_of(l: lingqiao_kernels::Isa) -> Option<&'static Kernels> {
+    use lingqiao_kernels::Isa;
+    match l {
+        Isa::Scalar => Some(Kernels::scalar()),
+        Isa::Avx2 => Kernels::avx2(),
+        Isa::Avx512 => Kernels::avx512(),
+        Isa::Neon => Kernels::neon(),
+        Isa::Dotprod => Kernels::dotprod(),
+        Isa::I8mm => Kernels::i8mm(),
+    }
 }
 
 /// Prints the table the dispatch picked (for [`dispatch_honours_lingqiao_isa`], which runs
@@ -288,11 +332,8 @@ fn report_isa() {
 fn dispatch_honours_lingqiao_isa() {
     use lingqiao_kernels::Isa;
     let exe = std::env::current_exe().unwrap();
-    for (value, cap) in [
-        ("scalar", Isa::Scalar),
-        ("avx2", Isa::Avx2),
-        ("avx512", Isa::Avx512),
-    ] {
+    for &cap in Isa::LEVELS {
+        let value = cap.name();
         let out = std::process::Command::new(&exe)
             .args(["--exact", "report_isa", "--nocapture", "--test-threads=1"])
             .env("LINGQIAO_ISA", value)
@@ -310,7 +351,7 @@ fn dispatch_honours_lingqiao_isa() {
     }
     let out = std::process::Command::new(&exe)
         .args(["--exact", "report_isa", "--nocapture"])
-        .env("LINGQIAO_ISA", "avx512")
+        .env("LINGQIAO_ISA", Isa::LEVELS[0].name())
         .env("LINGQIAO_FORCE_SCALAR", "1")
         .output()
         .unwrap();

@@ -1,13 +1,12 @@
 //! x86-64 SIMD kernels. Each `#[target_feature]` kernel is wrapped in a safe function that is
 //! only ever placed in a table after the features were detected at run time and the table
-//! passed a probe run in a child process (see [`probe`]).
+//! passed a probe run in a child process (see [`crate::probe`]).
 //!
 //! Most kernels are generic over the number `N` of activation rows they take at once: the
 //! table's `vec_dot` is `N = 1`, its four-token kernel `N = 4`.
 
 mod avx2;
 mod avx512;
-mod probe;
 pub(crate) mod quantize;
 mod tile;
 
@@ -314,7 +313,7 @@ const AVX512_GFNI: Kernels = Kernels {
 /// The AVX2 table if the CPU reports AVX2, FMA and F16C and the table passes the probe.
 pub(crate) fn avx2_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
-    (*PASSED.get_or_init(|| has_avx2() && probe::passes(&AVX2))).then_some(&AVX2)
+    (*PASSED.get_or_init(|| has_avx2() && crate::probe::passes(&AVX2))).then_some(&AVX2)
 }
 
 /// The AVX-512 table if the CPU reports AVX512F/BW/VL, VNNI and the AVX2 set, and the table
@@ -326,14 +325,14 @@ pub(crate) fn avx512_table() -> Option<&'static Kernels> {
 /// The AVX-512 table with GFNI, if the CPU also reports GFNI and the table passes the probe.
 fn avx512_gfni_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
-    let ok = || has_avx512() && is_x86_feature_detected!("gfni") && probe::passes(&AVX512_GFNI);
+    let ok = || has_avx512() && is_x86_feature_detected!("gfni") && crate::probe::passes(&AVX512_GFNI);
     (*PASSED.get_or_init(ok)).then_some(&AVX512_GFNI)
 }
 
 /// The AVX-512 table without GFNI.
 fn avx512_plain_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
-    (*PASSED.get_or_init(|| has_avx512() && probe::passes(&AVX512))).then_some(&AVX512)
+    (*PASSED.get_or_init(|| has_avx512() && crate::probe::passes(&AVX512))).then_some(&AVX512)
 }
 
 /// Every SIMD table this CPU runs (detected and probed), including those the dispatch passes

@@ -1,8 +1,9 @@
 //! Running a kernel table once before trusting it.
 //!
-//! CPUID and the OS's XSAVE state can claim an instruction set that still faults: virtual
-//! machines pass through flags whose state they do not manage (this machine lists AMX, and AMX
-//! instructions fault). So before a SIMD table is used, a forked child runs every kernel of
+//! CPUID and the OS's XSAVE state (on Arm, the kernel's HWCAPs) can claim an instruction set
+//! that still faults: virtual machines pass through flags whose state they do not manage
+//! (this machine lists AMX, and AMX instructions fault), and an emulator or a vendor kernel
+//! can report an extension it does not run. So before a SIMD table is used, a forked child runs every kernel of
 //! it on a small fixed input and compares the results with the scalar kernels; a fault (the
 //! child dies of SIGILL) or a wrong result keeps the table out.
 //!
@@ -226,7 +227,7 @@ impl Case {
 
 /// Whether every kernel of `table` runs and agrees with scalar, tried in a child process.
 #[cfg(unix)]
-pub(super) fn passes(table: &Kernels) -> bool {
+pub(crate) fn passes(table: &Kernels) -> bool {
     let mut bits = Bits(0x9E37_79B9_7F4A_7C15);
     let Some(mut cases) = crate::WEIGHT_TYPES
         .iter()
@@ -271,7 +272,7 @@ pub(super) fn passes(table: &Kernels) -> bool {
 
 /// On other systems there is no cheap way to survive a fault: trust the CPU's report.
 #[cfg(not(unix))]
-pub(super) fn passes(_table: &Kernels) -> bool {
+pub(crate) fn passes(_table: &Kernels) -> bool {
     true
 }
 
@@ -349,8 +350,15 @@ mod tests {
 
     /// A kernel whose instruction does not exist, like AMX on this machine.
     fn faulting(_: usize, _: &[u8], _: &[u8]) -> f32 {
-        // SAFETY: ud2 raises SIGILL; only ever run in the probe's child.
-        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+        // SAFETY: an undefined instruction raises SIGILL; only ever run in the probe's child.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            core::arch::asm!("ud2", options(nomem, nostack))
+        };
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            core::arch::asm!("udf #0", options(nomem, nostack))
+        };
         0.0
     }
 

@@ -84,7 +84,7 @@ fn parse_list(s: &str, what: &str) -> Result<Vec<usize>> {
 }
 
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    lingqiao_pool::default_threads()
 }
 
 /// Mean and sample standard deviation (0 for a single value).
@@ -98,17 +98,81 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The CPU's marketing name from /proc/cpuinfo.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+/// The CPU's name from /proc/cpuinfo: x86's `model name`, or on Arm (which has none) the
+/// cores by implementer and part, e.g. "4x Cortex-A55 + 4x Cortex-A76".
+pub(crate) fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpu_model_from(&info).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn cpu_model_from(info: &str) -> Option<String> {
+    let field = |l: &str, key: &str| {
+        l.split_once(':')
+            .filter(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if let Some(name) = info.lines().find_map(|l| field(l, "model name")) {
+        return Some(name);
+    }
+    // Arm: one "CPU implementer" / "CPU part" pair per core, in core order.
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut implementer = String::new();
+    for l in info.lines() {
+        if let Some(v) = field(l, "CPU implementer") {
+            implementer = v;
+        } else if let Some(part) = field(l, "CPU part") {
+            let name = arm_core_name(&implementer, &part);
+            match counts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+    }
+    (!counts.is_empty()).then(|| {
+        counts
+            .iter()
+            .map(|(n, c)| format!("{c}x {n}"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    })
+}
+
+/// The name of an Arm core from its MIDR implementer and part numbers (as /proc/cpuinfo
+/// prints them, "0x41" and "0xd0b"): Arm's own cores by name, others by number.
+fn arm_core_name(implementer: &str, part: &str) -> String {
+    let num = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let arm = [
+        (0xd03, "Cortex-A53"),
+        (0xd04, "Cortex-A35"),
+        (0xd05, "Cortex-A55"),
+        (0xd07, "Cortex-A57"),
+        (0xd08, "Cortex-A72"),
+        (0xd09, "Cortex-A73"),
+        (0xd0a, "Cortex-A75"),
+        (0xd0b, "Cortex-A76"),
+        (0xd0c, "Neoverse-N1"),
+        (0xd0d, "Cortex-A77"),
+        (0xd40, "Neoverse-V1"),
+        (0xd41, "Cortex-A78"),
+        (0xd44, "Cortex-X1"),
+        (0xd46, "Cortex-A510"),
+        (0xd47, "Cortex-A710"),
+        (0xd48, "Cortex-X2"),
+        (0xd49, "Neoverse-N2"),
+        (0xd4d, "Cortex-A715"),
+        (0xd4e, "Cortex-X3"),
+        (0xd4f, "Neoverse-V2"),
+        (0xd80, "Cortex-A520"),
+        (0xd81, "Cortex-A720"),
+        (0xd82, "Cortex-X4"),
+    ];
+    match (num(implementer), num(part)) {
+        (Some(0x41), Some(p)) => arm
+            .iter()
+            .find(|(id, _)| *id == p)
+            .map_or_else(|| format!("Arm core {part}"), |(_, n)| n.to_string()),
+        _ => format!("core {implementer}/{part}"),
+    }
 }
 
 /// Now as an ISO 8601 UTC timestamp.
@@ -687,6 +751,28 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_names_from_x86_and_arm_cpuinfo() {
+        let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n";
+        assert_eq!(cpu_model_from(x86).as_deref(), Some("AMD EPYC 7B13"));
+        // An RK3588-like board: four Cortex-A55 then four Cortex-A76 (Linux's arm64 format).
+        let mut arm = String::new();
+        for (i, part) in ["0xd05"; 4].iter().chain(&["0xd0b"; 4]).enumerate() {
+            arm.push_str(&format!(
+                "processor\t: {i}\nBogoMIPS\t: 48.00\nFeatures\t: fp asimd asimddp\n\
+                 CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x2\n\
+                 CPU part\t: {part}\nCPU revision\t: 0\n\n"
+            ));
+        }
+        assert_eq!(
+            cpu_model_from(&arm).as_deref(),
+            Some("4x Cortex-A55 + 4x Cortex-A76")
+        );
+        let apple = "processor\t: 0\nCPU implementer\t: 0x61\nCPU part\t: 0x022\n";
+        assert_eq!(cpu_model_from(apple).as_deref(), Some("1x core 0x61/0x022"));
+        assert_eq!(cpu_model_from(""), None);
+    }
 
     #[test]
     fn lists_parse_and_reject_bad_counts() {

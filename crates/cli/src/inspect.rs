@@ -104,5 +104,12 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         }
         Err(e) => writeln!(out, "model: not runnable here: {e}")?,
     }
+    writeln!(
+        out,
+        "this machine: {}, kernels: {}, default threads: {}",
+        crate::bench::cpu_model(),
+        lingqiao_kernels::isa(),
+        lingqiao_pool::default_threads()
+    )?;
     crate::write_stdout(&out)
 }

@@ -145,7 +145,11 @@ fn print_stats(l: &Loaded, st: &GenerationStats, start: &ProcessCost) {
     let now = ProcessCost::now();
     let isa = lingqiao_kernels::isa();
     eprintln!();
-    eprintln!("load time      = {:8.2} ms", l.load_secs * 1e3);
+    eprintln!(
+        "load time      = {:8.2} ms, weights {}",
+        l.load_secs * 1e3,
+        l.model.file.residency()
+    );
     eprintln!(
         "prompt eval    = {:8.2} ms / {:4} tokens ({:8.2} tokens/s){}",
         st.prompt_time.as_secs_f64() * 1e3,

@@ -211,7 +211,7 @@ impl Engine {
             .name("lingqiao-engine".into())
             .spawn(move || {
                 let threads = if c.threads == 0 {
-                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                    lingqiao_pool::default_threads()
                 } else {
                     c.threads
                 };

@@ -25,8 +25,54 @@ struct Chunk([u8; OWNED_ALIGN]);
 
 enum Bytes {
     Mmap(memmap2::Mmap),
-    Resident(memmap2::MmapMut),
+    Resident(memmap2::MmapMut, Residency),
     Owned { chunks: Vec<Chunk>, len: usize },
+}
+
+/// Where a file's bytes live and how they got there, for reporting: on a phone or a board
+/// the fast path (transparent huge pages, direct I/O) may be missing or refused, and loading
+/// falls back quietly, so the user is told which path it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// A read-only map of the file (page-cache pages).
+    Mapped,
+    /// Read into anonymous memory ([`GgufFile::open_resident`]).
+    Resident {
+        /// The kernel accepted the advice to back the memory with transparent huge pages
+        /// (`madvise(MADV_HUGEPAGE)`). Refused (no THP in the kernel, as on many Android
+        /// kernels) means 4 KiB pages; accepted still depends on THP's `enabled` setting.
+        huge_page_advice: bool,
+        /// The read bypassed the page cache (`O_DIRECT`); otherwise an ordinary read.
+        direct_io: bool,
+    },
+    /// Bytes handed over in memory ([`GgufFile::from_bytes`]).
+    Owned,
+}
+
+impl std::fmt::Display for Residency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Residency::Mapped => write!(f, "mapped from the file"),
+            Residency::Resident {
+                huge_page_advice,
+                direct_io,
+            } => write!(
+                f,
+                "read into memory ({}, {})",
+                if *huge_page_advice {
+                    "huge pages advised"
+                } else {
+                    "huge pages refused: 4 KiB pages"
+                },
+                if *direct_io {
+                    "direct read"
+                } else {
+                    "buffered read"
+                }
+            ),
+            Residency::Owned => write!(f, "in memory"),
+        }
+    }
 }
 
 impl Bytes {
@@ -42,7 +88,7 @@ impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mmap(m) => m,
-            Bytes::Resident(m) => m,
+            Bytes::Resident(m, _) => m,
             Bytes::Owned { chunks, len } => &bytemuck::cast_slice(chunks)[..*len],
         }
     }
@@ -167,19 +213,25 @@ impl GgufFile {
             .len(len)
             .map_anon()
             .map_err(&io)?;
+        // Advice only: without THP (refused on kernels built without it) the read still
+        // works, at 4 KiB-page speed.
         #[cfg(target_os = "linux")]
-        {
-            // Advice only: without THP the read still works, at 4 KiB-page speed.
-            let _ = buf.advise(memmap2::Advice::HugePage);
-        }
+        let huge_page_advice = buf.advise(memmap2::Advice::HugePage).is_ok();
+        #[cfg(not(target_os = "linux"))]
+        let huge_page_advice = false;
         // Direct I/O first: the bytes go from the device into our pages without a second
         // copy in the page cache (on the measured VM: the same wall time as a cached read and
         // a third of its system time). Any refusal (a filesystem without O_DIRECT, a device
         // with larger blocks) falls back to an ordinary read of the whole file.
-        if read_direct(path, &file, &mut buf).is_err() {
+        let direct_io = read_direct(path, &file, &mut buf).is_ok();
+        if !direct_io {
             read_exact_parallel(&file, &mut buf).map_err(&io)?;
         }
-        Self::parse(Bytes::Resident(buf))
+        let how = Residency::Resident {
+            huge_page_advice,
+            direct_io,
+        };
+        Self::parse(Bytes::Resident(buf, how))
     }
 
     /// Parses a file held in memory (tests, fuzzing). The bytes are copied once into a
@@ -240,6 +292,15 @@ impl GgufFile {
     }
 
     /// Format version (2 or 3).
+    /// Where the bytes live and how they were read (see [`Residency`]).
+    pub fn residency(&self) -> Residency {
+        match &self.bytes {
+            Bytes::Mmap(_) => Residency::Mapped,
+            Bytes::Resident(_, how) => *how,
+            Bytes::Owned { .. } => Residency::Owned,
+        }
+    }
+
     pub fn version(&self) -> u32 {
         self.version
     }

@@ -18,7 +18,7 @@ mod value;
 mod writer;
 
 pub use error::GgufError;
-pub use file::{DEFAULT_ALIGNMENT, GgufFile};
+pub use file::{DEFAULT_ALIGNMENT, GgufFile, Residency};
 pub use metadata::Metadata;
 pub use tensor::{MAX_DIMS, TensorInfo};
 pub use types::{GgmlType, QK_K};

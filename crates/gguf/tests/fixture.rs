@@ -139,6 +139,14 @@ fn resident_open_reads_the_same_bytes() {
     for t in mapped.tensors() {
         assert_eq!(resident.tensor_data(t), mapped.tensor_data(t), "{}", t.name);
     }
+    // Each path says what it took; whether huge pages or direct I/O were granted depends on
+    // the kernel and the filesystem, so only the kind is fixed.
+    use lingqiao_gguf::Residency;
+    assert_eq!(mapped.residency(), Residency::Mapped);
+    assert!(matches!(resident.residency(), Residency::Resident { .. }));
+    assert!(resident.residency().to_string().starts_with("read into memory ("));
+    let owned = GgufFile::from_bytes(on_disk.clone()).unwrap();
+    assert_eq!(owned.residency(), Residency::Owned);
     let e = GgufFile::open_resident("/nonexistent/x.gguf").unwrap_err();
     assert!(matches!(e, lingqiao_gguf::GgufError::Io { .. }));
     // An empty file is a parse error, not an I/O one or a panic.

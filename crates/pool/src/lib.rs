@@ -14,7 +14,10 @@
 //! (shared, noisy) machine takes away for a moment does not hold the others up.
 //!
 //! The pool a computation uses is the one [`ThreadPool::install`]ed on the calling thread,
-//! or a process-wide default with one thread per core ([`current`]).
+//! or a process-wide default with one thread per fast core ([`current`], [`default_threads`]).
+
+mod cores;
+pub use cores::{FAST_FRACTION, default_threads, fast_cores_in};
 
 use std::any::Any;
 use std::cell::Cell;
@@ -357,13 +360,6 @@ fn worker(s: Arc<Shared>, ith: usize) {
     }
 }
 
-/// Threads of the default pool: `LINGQIAO_THREADS` if set, else one per core.
-fn default_threads() -> usize {
-    std::env::var("LINGQIAO_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 /// The pool installed on this thread ([`ThreadPool::install`]), or the process-wide default.
 pub fn with_current<R>(f: impl FnOnce(&ThreadPool) -> R) -> R {

@@ -42,9 +42,149 @@ const LN2_LO: f32 = 1.428_606_8e-6;
 /// Safe wrappers of the NEON version, for the aarch64 tables.
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon_safe {
-    // STUB: the portable version until the NEON one lands.
     pub(crate) fn swiglu(gate: &mut [f32], up: &[f32]) {
-        super::swiglu_scalar(gate, up)
+        // SAFETY: only reachable through the aarch64 tables, which exist only after NEON
+        // was detected and their probe passed.
+        unsafe { super::neon::swiglu(gate, up) }
+    }
+}
+
+/// The NEON version: the AVX2 one's operations in two 4-lane halves (the same roundings,
+/// fused multiply-adds where it has them, and its 8-element steps and scalar tail), so it
+/// gives the AVX2 version's results.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, swiglu_scalar};
+    use core::arch::aarch64::*;
+
+    /// 1/k! for k = 7 down to 2, the Horner order of the polynomial after `1 + r` (the
+    /// x86 module's constants).
+    const INV_FACT: [f32; 6] = [
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+    ];
+
+    /// e^x in 4 lanes (see the module's comment), for x already in [EXP_LO, EXP_HI].
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn exp4(x: float32x4_t) -> float32x4_t {
+        let n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(core::f32::consts::LOG2_E)));
+        // x - n * c in one rounding, as x86's fnmadd.
+        let r = vfmsq_f32(x, n, vdupq_n_f32(LN2_HI));
+        let r = vfmsq_f32(r, n, vdupq_n_f32(LN2_LO));
+        let mut p = vdupq_n_f32(INV_FACT[0]);
+        for c in &INV_FACT[1..] {
+            p = vfmaq_f32(vdupq_n_f32(*c), p, r);
+        }
+        let one = vdupq_n_f32(1.0);
+        p = vfmaq_f32(one, p, r);
+        p = vfmaq_f32(one, p, r);
+        // 2^n from the exponent field (n is in -126..=127 here).
+        let two_n = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(
+            vcvtnq_s32_f32(n),
+            vdupq_n_s32(127),
+        )));
+        vmulq_f32(p, two_n)
+    }
+
+    /// silu(x) * u in 4 lanes.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn swiglu4(x: float32x4_t, u: float32x4_t) -> float32x4_t {
+        let zero = vdupq_n_f32(0.0);
+        // 0 - x rather than a negation: +0 for x = -0, as on x86. maxnm/minnm take a NaN x
+        // to the bound as x86's max/min do; it stays NaN in x / (...).
+        let m = vminnmq_f32(
+            vmaxnmq_f32(vsubq_f32(zero, x), vdupq_n_f32(EXP_LO)),
+            vdupq_n_f32(EXP_HI),
+        );
+        let s = vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0), exp4(m)));
+        let tiny = vcltq_f32(x, vdupq_n_f32(-EXP_HI));
+        let s = vbslq_f32(tiny, vmulq_f32(x, zero), s);
+        vmulq_f32(s, u)
+    }
+
+    /// See [`super::swiglu`].
+    #[target_feature(enable = "neon")]
+    pub(super) fn swiglu(gate: &mut [f32], up: &[f32]) {
+        let n = gate.len() / 8 * 8;
+        for (g, u) in gate[..n].chunks_exact_mut(8).zip(up.chunks_exact(8)) {
+            let (g, u) = (&mut g[..8], &u[..8]);
+            // SAFETY: 8 readable (and for `g` writable) f32 each; vld1q/vst1q need only
+            // f32 alignment.
+            unsafe {
+                let a = swiglu4(vld1q_f32(g.as_ptr()), vld1q_f32(u.as_ptr()));
+                let b = swiglu4(vld1q_f32(g.as_ptr().add(4)), vld1q_f32(u.as_ptr().add(4)));
+                vst1q_f32(g.as_mut_ptr(), a);
+                vst1q_f32(g.as_mut_ptr().add(4), b);
+            }
+        }
+        swiglu_scalar(&mut gate[n..], &up[n..]);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The AVX2 version's operations one element at a time, in scalar f32.
+        fn avx2_model(x: f32, u: f32) -> f32 {
+            let m = (0.0 - x).max(EXP_LO).min(EXP_HI);
+            let n = (m * core::f32::consts::LOG2_E).round_ties_even();
+            let r = (-n).mul_add(LN2_HI, m);
+            let r = (-n).mul_add(LN2_LO, r);
+            let mut p = INV_FACT[0];
+            for c in &INV_FACT[1..] {
+                p = p.mul_add(r, *c);
+            }
+            p = p.mul_add(r, 1.0);
+            p = p.mul_add(r, 1.0);
+            let e = p * f32::from_bits(((n as i32 + 127) << 23) as u32);
+            let s = if x < -EXP_HI { x * 0.0 } else { x / (1.0 + e) };
+            s * u
+        }
+
+        /// The NEON version gives the AVX2 version's bits (whole 8-element steps; the
+        /// tail is the portable code in both).
+        #[test]
+        fn neon_gives_the_avx2_bits() {
+            let mut rnd = crate::test_util::uniform(31337);
+            let mut gate: Vec<f32> = (0..4000)
+                .map(|i| rnd() * [1.0, 8.0, 40.0, 100.0][i % 4])
+                .collect();
+            gate.extend([
+                0.0,
+                -0.0,
+                1e-30,
+                -1e-30,
+                86.9,
+                87.1,
+                -87.9,
+                -88.1,
+                100.0,
+                -100.0,
+                1e30,
+                -1e30,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                88.0,
+                -88.0,
+            ]);
+            let up: Vec<f32> = (0..gate.len()).map(|_| rnd() * 2.0).collect();
+            let mut got = gate.clone();
+            super::super::neon_safe::swiglu(&mut got, &up);
+            for (i, (&x, &u)) in gate.iter().zip(&up).enumerate() {
+                let want = avx2_model(x, u);
+                assert!(
+                    got[i].to_bits() == want.to_bits() || (got[i].is_nan() && want.is_nan()),
+                    "swiglu({x}) * {u}: {} vs {want}",
+                    got[i]
+                );
+            }
+        }
     }
 }
 

@@ -200,12 +200,157 @@ pub(crate) mod simd_safe {
 pub(crate) mod neon_safe {
     use super::CacheRows;
 
-    // STUB: the portable versions until the NEON ones land.
+    // SAFETY (both): only reachable through the aarch64 tables, which exist only after NEON
+    // was detected and their probe passed.
     pub(crate) fn dot(k: CacheRows<'_>, q: &[f32], out: &mut [f32], out_stride: usize) {
-        super::scores_f16_scalar(k, q, out, out_stride)
+        super::scores_by_row(k, q, out, out_stride, |k, q, hd, o| unsafe {
+            super::neon::dot_f16_group(k, q, hd, o)
+        })
     }
     pub(crate) fn axpy(v: CacheRows<'_>, p: &[f32], p_stride: usize, o: &mut [f32]) {
-        super::values_f16_scalar(v, p, p_stride, o)
+        super::values_by_row(v, p, p_stride, o, |v, p, o, hd| unsafe {
+            super::neon::axpy_f16_group(v, p, o, hd)
+        })
+    }
+}
+
+/// The NEON one-row kernels, bit for bit the portable ones: the 8 lanes of
+/// [`dot_f16_group_scalar`] are two 4-lane accumulators, each step the same fused
+/// multiply-add (`fmla`), a head size's tail and the final sum of the lanes done as the
+/// portable code does them; the value sums are the same fused multiply-add per element.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use core::arch::aarch64::*;
+    use half::f16;
+
+    /// 8 f16 from `s[i..i + 8]` as f32 (exactly), lanes 0-3 and 4-7.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn load_f16x8(s: &[f16], i: usize) -> (float32x4_t, float32x4_t) {
+        let s = &s[i..i + 8];
+        // SAFETY: the slice above has 8 readable u16-sized, u16-aligned elements.
+        let h = unsafe { vld1q_u16(s.as_ptr().cast()) };
+        let (lo, hi): (float32x4_t, float32x4_t);
+        // SAFETY: fcvtl/fcvtl2 only read and write the named registers (plain `out`, so
+        // neither output shares `h`'s register before the second reads it); half-precision
+        // conversion is part of ARMv8.0 Advanced SIMD. Assembly because the f16 vector
+        // types and their intrinsics are still unstable in Rust.
+        unsafe {
+            core::arch::asm!(
+                "fcvtl {lo:v}.4s, {h:v}.4h",
+                "fcvtl2 {hi:v}.4s, {h:v}.8h",
+                h = in(vreg) h,
+                lo = out(vreg) lo,
+                hi = out(vreg) hi,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        (lo, hi)
+    }
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn load4(s: &[f32], at: usize) -> float32x4_t {
+        let s = &s[at..at + 4];
+        // SAFETY: the slice above has 4 readable f32; vld1q needs only f32 alignment.
+        unsafe { vld1q_f32(s.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn store4(d: &mut [f32], at: usize, v: float32x4_t) {
+        let d = &mut d[at..at + 4];
+        // SAFETY: the slice above has 4 writable f32; vst1q needs only f32 alignment.
+        unsafe { vst1q_f32(d.as_mut_ptr(), v) }
+    }
+
+    /// See [`super::dot_f16_group_scalar`].
+    #[target_feature(enable = "neon")]
+    pub(super) fn dot_f16_group(k: &[f16], q: &[f32], hd: usize, out: &mut [f32]) {
+        let k = &k[..hd];
+        let body = hd / 8 * 8;
+        // Up to 8 heads share each converted key vector: 16 accumulators of the 32 registers.
+        for (hc, oc) in out.chunks_mut(8).enumerate() {
+            let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
+            for i in (0..body).step_by(8) {
+                let (k0, k1) = load_f16x8(k, i);
+                for (h, a) in acc.iter_mut().enumerate().take(oc.len()) {
+                    let at = (hc * 8 + h) * hd + i;
+                    a[0] = vfmaq_f32(a[0], k0, load4(q, at));
+                    a[1] = vfmaq_f32(a[1], k1, load4(q, at + 4));
+                }
+            }
+            for (h, (o, a)) in oc.iter_mut().zip(acc).enumerate() {
+                let mut lanes = [0f32; 8];
+                store4(&mut lanes, 0, a[0]);
+                store4(&mut lanes, 4, a[1]);
+                let qh = &q[(hc * 8 + h) * hd..][..hd];
+                for i in body..hd {
+                    lanes[i % 8] = k[i].to_f32().mul_add(qh[i], lanes[i % 8]);
+                }
+                // The portable reference's sum, so the same order of additions.
+                *o = lanes.iter().sum();
+            }
+        }
+    }
+
+    /// See [`super::axpy_f16_group_scalar`].
+    #[target_feature(enable = "neon")]
+    pub(super) fn axpy_f16_group(v: &[f16], p: &[f32], o: &mut [f32], hd: usize) {
+        let v = &v[..hd];
+        let body = hd / 8 * 8;
+        for i in (0..body).step_by(8) {
+            let (v0, v1) = load_f16x8(v, i);
+            for (h, &ph) in p.iter().enumerate() {
+                let (at, ph) = (h * hd + i, vdupq_n_f32(ph));
+                store4(o, at, vfmaq_f32(load4(o, at), ph, v0));
+                store4(o, at + 4, vfmaq_f32(load4(o, at + 4), ph, v1));
+            }
+        }
+        for (h, &ph) in p.iter().enumerate() {
+            for i in body..hd {
+                o[h * hd + i] = ph.mul_add(v[i].to_f32(), o[h * hd + i]);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::*;
+
+        /// The NEON kernels give the portable ones' bits (the table test only bounds the
+        /// scores' error), for head sizes with and without a tail and head counts past one
+        /// group of eight.
+        #[test]
+        fn neon_gives_the_portable_bits() {
+            let mut rnd = crate::test_util::uniform(4242);
+            for (hd, heads, rows, stride) in [
+                (64, 1, 3, 64),
+                (128, 9, 7, 256),
+                (80, 3, 5, 160),
+                (12, 2, 3, 12),
+                (13, 17, 4, 20),
+                (5, 4, 2, 5),
+                (3, 1, 6, 3),
+            ] {
+                let k: Vec<f16> = (0..rows * stride)
+                    .map(|_| f16::from_f32(rnd() * 4.0))
+                    .collect();
+                let q: Vec<f32> = (0..hd * heads).map(|_| rnd()).collect();
+                let kr = CacheRows::new(&k, stride, rows, hd);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let (mut want, mut got) = (vec![0f32; heads * rows], vec![1f32; heads * rows]);
+                scores_f16_scalar(kr, &q, &mut want, rows);
+                neon_safe::dot(kr, &q, &mut got, rows);
+                assert_eq!(bits(&want), bits(&got), "scores hd {hd} heads {heads}");
+                let p: Vec<f32> = (0..heads * rows).map(|_| rnd()).collect();
+                let base: Vec<f32> = (0..hd * heads).map(|_| rnd()).collect();
+                let (mut want, mut got) = (base.clone(), base);
+                values_f16_scalar(kr, &p, rows, &mut want);
+                neon_safe::axpy(kr, &p, rows, &mut got);
+                assert_eq!(bits(&want), bits(&got), "values hd {hd} heads {heads}");
+            }
+        }
     }
 }
 

@@ -103,9 +103,7 @@ impl ModelArgs {
     }
 
     pub fn pool(&self) -> Result<lingqiao_pool::ThreadPool> {
-        let n = self
-            .threads
-            .unwrap_or_else(lingqiao_pool::default_threads);
+        let n = self.threads.unwrap_or_else(lingqiao_pool::default_threads);
         anyhow::ensure!(n >= 1, "--threads must be at least 1");
         Ok(lingqiao_pool::ThreadPool::new(n))
     }

@@ -144,7 +144,12 @@ fn resident_open_reads_the_same_bytes() {
     use lingqiao_gguf::Residency;
     assert_eq!(mapped.residency(), Residency::Mapped);
     assert!(matches!(resident.residency(), Residency::Resident { .. }));
-    assert!(resident.residency().to_string().starts_with("read into memory ("));
+    assert!(
+        resident
+            .residency()
+            .to_string()
+            .starts_with("read into memory (")
+    );
     let owned = GgufFile::from_bytes(on_disk.clone()).unwrap();
     assert_eq!(owned.residency(), Residency::Owned);
     let e = GgufFile::open_resident("/nonexistent/x.gguf").unwrap_err();

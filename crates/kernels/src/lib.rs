@@ -14,17 +14,17 @@
 //! `i8mm|dotprod|neon|scalar` on Arm) and `LINGQIAO_FORCE_SCALAR=1` forces the reference
 //! kernels; [`isa`] reports the pick.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod act;
 pub mod attn;
 pub mod blocks;
 pub mod dispatch;
 pub mod ops;
-pub mod scalar;
-pub mod tile;
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod probe;
+pub mod scalar;
+pub mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -142,7 +142,9 @@ mod tests {
         // 4 x A55 at 1.8 GHz and 4 x A76 at 2.4 GHz (RK3588-like), no cpu_capacity files.
         let little: &[(&str, &str)] = &[("cpufreq/cpuinfo_max_freq", "1800000")];
         let big: &[(&str, &str)] = &[("cpufreq/cpuinfo_max_freq", "2400000")];
-        let cores: Vec<_> = (0..8).map(|i| (i, if i < 4 { little } else { big })).collect();
+        let cores: Vec<_> = (0..8)
+            .map(|i| (i, if i < 4 { little } else { big }))
+            .collect();
         assert_eq!(fast_cores_in(&sysfs("0-7", &cores)), Some(4));
     }
 

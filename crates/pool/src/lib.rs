@@ -360,7 +360,6 @@ fn worker(s: Arc<Shared>, ith: usize) {
     }
 }
 
-
 /// The pool installed on this thread ([`ThreadPool::install`]), or the process-wide default.
 pub fn with_current<R>(f: impl FnOnce(&ThreadPool) -> R) -> R {
     let p = INSTALLED.with(Cell::get);

@@ -325,7 +325,8 @@ pub(crate) fn avx512_table() -> Option<&'static Kernels> {
 /// The AVX-512 table with GFNI, if the CPU also reports GFNI and the table passes the probe.
 fn avx512_gfni_table() -> Option<&'static Kernels> {
     static PASSED: OnceLock<bool> = OnceLock::new();
-    let ok = || has_avx512() && is_x86_feature_detected!("gfni") && crate::probe::passes(&AVX512_GFNI);
+    let ok =
+        || has_avx512() && is_x86_feature_detected!("gfni") && crate::probe::passes(&AVX512_GFNI);
     (*PASSED.get_or_init(ok)).then_some(&AVX512_GFNI)
 }
 

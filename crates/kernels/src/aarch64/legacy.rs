@@ -324,8 +324,9 @@ unsafe fn quant<const N: usize, W: Weight, const SDOT: bool>(
         }
     };
     let decode = |a: &W| if SDOT { a.q_sdot() } else { a.q() };
-    // SAFETY: register-only intrinsics; NEON is part of the aarch64 target. The unchecked
-    // indices are below the number of blocks, which `rows` made the same for every row.
+    // SAFETY: register-only intrinsics; NEON is part of the aarch64 target. `rows` cut every
+    // row to the blocks of `w`, so each row has a pair wherever `w` has one, and the index of
+    // `w`'s last block.
     unsafe {
         let mut acc = [vdupq_n_f32(0.0); N];
         let mut mins = [vdupq_n_f32(0.0); N];
@@ -340,13 +341,19 @@ unsafe fn quant<const N: usize, W: Weight, const SDOT: bool>(
         };
         let pairs = w.chunks_exact(2);
         let last = pairs.remainder().first();
-        for (i, a) in pairs.enumerate() {
+        let mut x_pairs = xs.map(|r| r.chunks_exact(2));
+        for a in pairs {
             let q = [decode(&a[0]), decode(&a[1])];
             let wh = heads(&a[0], &a[1]);
-            for j in 0..N {
-                let b0 = xs[j].get_unchecked(2 * i);
-                let b1 = xs[j].get_unchecked(2 * i + 1);
-                step(j, q, [ld_q8(b0.qs()), ld_q8(b1.qs())], wh, heads(b0, b1));
+            for (j, xp) in x_pairs.iter_mut().enumerate() {
+                let b = xp.next().unwrap_unchecked();
+                step(
+                    j,
+                    q,
+                    [ld_q8(b[0].qs()), ld_q8(b[1].qs())],
+                    wh,
+                    heads(&b[0], &b[1]),
+                );
             }
         }
         if let Some(a) = last {
@@ -371,7 +378,7 @@ unsafe fn quant<const N: usize, W: Weight, const SDOT: bool>(
     }
 }
 
-/// Eight elements of a float row as two f32x4.
+/// An element type of the float rows, widened to f32 lanes.
 trait Float {
     /// Bytes per element.
     const SIZE: usize;
@@ -381,8 +388,6 @@ trait Float {
     /// # Safety
     /// `p` must have 4 * SIZE readable bytes.
     unsafe fn load4(p: *const u8) -> float32x4_t;
-    /// Element `i` of `s`.
-    fn at(s: &[u8], i: usize) -> f32;
 }
 
 struct F32;
@@ -401,10 +406,6 @@ impl Float for F32 {
         // SAFETY: the caller's promise.
         unsafe { vld1q_f32(p.cast()) }
     }
-    #[inline(always)]
-    fn at(s: &[u8], i: usize) -> f32 {
-        f32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]])
-    }
 }
 
 impl Float for F16 {
@@ -421,10 +422,6 @@ impl Float for F16 {
     unsafe fn load4(p: *const u8) -> float32x4_t {
         // SAFETY: the caller's promise.
         unsafe { fcvtl(vld1_u16(p.cast())) }
-    }
-    #[inline(always)]
-    fn at(s: &[u8], i: usize) -> f32 {
-        half::f16::from_le_bytes([s[2 * i], s[2 * i + 1]]).to_f32()
     }
 }
 
@@ -447,14 +444,10 @@ impl Float for Bf16 {
         // SAFETY: the caller's promise.
         unsafe { vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(p.cast()))) }
     }
-    #[inline(always)]
-    fn at(s: &[u8], i: usize) -> f32 {
-        half::bf16::from_le_bytes([s[2 * i], s[2 * i + 1]]).to_f32()
-    }
 }
 
 /// The float row kernel, for `N` rows: four f32x4 accumulators per row over runs of 16
-/// elements, then runs of 4 into the first, the last few in scalar f32.
+/// elements, then runs of 4 (the last one zero-padded) into the first.
 ///
 /// # Safety
 /// The CPU must have NEON.
@@ -468,8 +461,9 @@ unsafe fn float<const N: usize, T: Float>(n: usize, w: &[u8], x: &[u8], out: &mu
         .fold(n.min(w.len() / size), |m, r| m.min(r.len() / size));
     let main = n / 16 * 16;
     let quads = n / 4 * 4;
-    // SAFETY: every load reads below element `n`, and `w` and every row in `xs` have `n`
-    // elements. Register-only intrinsics otherwise; NEON is part of the aarch64 target.
+    // SAFETY: the loads from `w` and the rows read below element `n`, which they all have;
+    // the tail's reads 16 bytes of its buffer. Register-only intrinsics otherwise; NEON is
+    // part of the aarch64 target.
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); 4]; N];
         for i in (0..main).step_by(16) {
@@ -491,13 +485,21 @@ unsafe fn float<const N: usize, T: Float>(n: usize, w: &[u8], x: &[u8], out: &mu
                 acc[j][0] = vfmaq_f32(acc[j][0], wv, xv);
             }
         }
+        // The last 1 to 3 elements as one more run of 4, zero-padded (the padding adds 0 * 0).
+        if quads < n {
+            let tail = |s: &[u8]| {
+                let mut b = [0u8; 16];
+                b[..(n - quads) * size].copy_from_slice(&s[quads * size..n * size]);
+                T::load4(b.as_ptr())
+            };
+            let wv = tail(w);
+            for j in 0..N {
+                acc[j][0] = vfmaq_f32(acc[j][0], wv, tail(xs[j]));
+            }
+        }
         for j in 0..N {
             let a = &acc[j];
-            let mut sum = vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])));
-            for i in quads..n {
-                sum += T::at(w, i) * T::at(xs[j], i);
-            }
-            out[j] = sum;
+            out[j] = vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])));
         }
     }
 }

@@ -608,3 +608,191 @@ pub(crate) mod dotprod {
         unsafe { quant::<N, BlockQ8_0, true>(n, w, x, out) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The largest products each type can form, where an i16 lane would overflow first: with
+    //! unit scales every sum is an integer that f32 holds exactly, so the kernels must give
+    //! the scalar result bit for bit. (The random blocks of tests/simd.rs rarely get near.)
+
+    use crate::blocks::*;
+    use bytemuck::{Pod, bytes_of};
+    use half::f16;
+
+    /// Odd, so the last block goes through the single-block step.
+    const NB: usize = 7;
+    const ONE: [u8; 2] = [0x00, 0x3C];
+
+    type One = unsafe fn(usize, &[u8], &[u8], &mut [f32; 1]);
+    type Four = unsafe fn(usize, &[u8], &[u8], &mut [f32; 4]);
+    type Scalar = fn(usize, &[u8], &[u8]) -> f32;
+
+    fn row<B: Pod>(b: B) -> Vec<u8> {
+        bytes_of(&b).repeat(NB)
+    }
+
+    fn q8_0(y: i8) -> Vec<u8> {
+        row(BlockQ8_0 {
+            d: ONE,
+            qs: [y; 32],
+        })
+    }
+
+    fn q8_1(y: i8) -> Vec<u8> {
+        let s = f16::from_f32(32.0 * y as f32).to_le_bytes();
+        row(BlockQ8_1 {
+            d: ONE,
+            s,
+            qs: [y; 32],
+        })
+    }
+
+    /// Each kernel pair against `scalar` on `w` with every row of `xs` (one-token), and on
+    /// the first four rows at once (four-token).
+    fn check(kernels: &[(&str, One, Four)], scalar: Scalar, w: &[u8], xs: &[Vec<u8>]) {
+        let n = NB * 32;
+        for &(name, one, four) in kernels {
+            let mut want = [0f32; 4];
+            for (j, x) in xs.iter().enumerate() {
+                let mut got = [0f32; 1];
+                // SAFETY: `kernels` holds only kernels whose features this CPU has.
+                unsafe { one(n, w, x, &mut got) };
+                let s = scalar(n, w, x);
+                assert_eq!(
+                    got[0].to_bits(),
+                    s.to_bits(),
+                    "{name} row {j}: {} vs {s}",
+                    got[0]
+                );
+                if j < 4 {
+                    want[j] = s;
+                }
+            }
+            let mut got = [0f32; 4];
+            // SAFETY: as above.
+            unsafe { four(n, w, &xs[..4].concat(), &mut got) };
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{name} four");
+        }
+    }
+
+    fn dotprod() -> bool {
+        std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+
+    macro_rules! kernels {
+        ($k:ident) => {{
+            let mut v: Vec<(&str, One, Four)> = vec![(
+                concat!("neon ", stringify!($k)),
+                super::neon::$k::<1>,
+                super::neon::$k::<4>,
+            )];
+            if dotprod() {
+                v.push((
+                    concat!("dotprod ", stringify!($k)),
+                    super::dotprod::$k::<1>,
+                    super::dotprod::$k::<4>,
+                ));
+            }
+            v
+        }};
+    }
+
+    #[test]
+    fn q4_0_extremes() {
+        let xs = [q8_0(-127), q8_0(127), q8_0(-1), q8_0(0)];
+        for qs in [0x00, 0xFF, 0x0F, 0xF0] {
+            let w = row(BlockQ4_0 {
+                d: ONE,
+                qs: [qs; 16],
+            });
+            check(
+                &kernels!(q4_0_q8_0),
+                crate::scalar::vec_dot_q4_0_q8_0,
+                &w,
+                &xs,
+            );
+        }
+    }
+
+    #[test]
+    fn q4_1_extremes() {
+        let xs = [q8_1(-127), q8_1(127), q8_1(-1), q8_1(0)];
+        for qs in [0x00, 0xFF, 0x0F, 0xF0] {
+            let w = row(BlockQ4_1 {
+                d: ONE,
+                m: ONE,
+                qs: [qs; 16],
+            });
+            check(
+                &kernels!(q4_1_q8_1),
+                crate::scalar::vec_dot_q4_1_q8_1,
+                &w,
+                &xs,
+            );
+        }
+    }
+
+    #[test]
+    fn q5_0_extremes() {
+        let xs = [q8_0(-127), q8_0(127), q8_0(-1), q8_0(0)];
+        for (qs, qh) in [
+            (0x00, 0),
+            (0xFF, u32::MAX),
+            (0x0F, 0x0000_FFFF),
+            (0xF0, 0xFFFF_0000),
+        ] {
+            let w = row(BlockQ5_0 {
+                d: ONE,
+                qh: qh.to_le_bytes(),
+                qs: [qs; 16],
+            });
+            check(
+                &kernels!(q5_0_q8_0),
+                crate::scalar::vec_dot_q5_0_q8_0,
+                &w,
+                &xs,
+            );
+        }
+    }
+
+    #[test]
+    fn q5_1_extremes() {
+        let xs = [q8_1(-127), q8_1(127), q8_1(-1), q8_1(0)];
+        for (qs, qh) in [
+            (0x00, 0),
+            (0xFF, u32::MAX),
+            (0x0F, 0x0000_FFFF),
+            (0xF0, 0xFFFF_0000),
+        ] {
+            let w = row(BlockQ5_1 {
+                d: ONE,
+                m: ONE,
+                qh: qh.to_le_bytes(),
+                qs: [qs; 16],
+            });
+            check(
+                &kernels!(q5_1_q8_1),
+                crate::scalar::vec_dot_q5_1_q8_1,
+                &w,
+                &xs,
+            );
+        }
+    }
+
+    #[test]
+    fn q8_0_extremes() {
+        let xs = [q8_0(-127), q8_0(127), q8_0(-1), q8_0(0)];
+        for q in [i8::MIN, i8::MAX, -127] {
+            let w = row(BlockQ8_0 {
+                d: ONE,
+                qs: [q; 32],
+            });
+            check(
+                &kernels!(q8_0_q8_0),
+                crate::scalar::vec_dot_q8_0_q8_0,
+                &w,
+                &xs,
+            );
+        }
+    }
+}

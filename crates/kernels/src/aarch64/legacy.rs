@@ -525,8 +525,9 @@ pub(crate) mod neon {
         unsafe { float::<N, F16>(n, w, x, out) }
     }
 
-    /// Matches ggml's `ggml_vec_dot_bf16` (bf16 widened to f32 lanes), for `N` activation
-    /// rows.
+    /// ggml's `ggml_vec_dot_bf16` has no NEON path (on Arm it is the scalar loop summing in
+    /// f64, as the reference here); this is its AVX2 shape, bf16 widened to f32 lanes, for
+    /// `N` activation rows.
     #[target_feature(enable = "neon")]
     pub(crate) fn bf16_bf16<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
         // SAFETY: this function has the feature.

@@ -20,6 +20,7 @@
 
 use crate::blocks::{BlockQ6K, BlockQ8K};
 use core::arch::aarch64::*;
+use lingqiao_gguf::QK_K;
 
 /// 16 bytes from the start of `s` (panics if shorter; every caller passes a fixed-size block
 /// field at a constant offset, so the check folds away).
@@ -51,11 +52,26 @@ fn ld4(s: &[u8]) -> [uint8x16_t; 4] {
     [v.0, v.1, v.2, v.3]
 }
 
-/// Activations `64 c .. 64 c + 64` of a Q8_K block.
+/// The activations of a Q8_K block, behind a pointer whose origin the compiler cannot see.
+/// Otherwise it folds the 4-byte offset of `qs` into every load, and offsets that are not
+/// multiples of 16 cannot be paired: 16 single loads per row and block instead of 8 `ldp`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn y64(b: &BlockQ8K, c: usize) -> [int8x16_t; 4] {
-    let s = &b.qs[64 * c..64 * c + 64];
+fn act(b: &BlockQ8K) -> &[i8; QK_K] {
+    let mut p = b.qs.as_ptr();
+    // SAFETY: the empty template only passes the pointer through a register unchanged.
+    unsafe {
+        core::arch::asm!("// {p}", p = inout(reg) p, options(pure, nomem, nostack, preserves_flags));
+    }
+    // SAFETY: `p` is `b.qs`'s address, so it points to its 256 bytes, borrowed as long as `b`.
+    unsafe { &*p.cast::<[i8; QK_K]>() }
+}
+
+/// Activations `64 c .. 64 c + 64` of a row from [`act`].
+#[inline]
+#[target_feature(enable = "neon")]
+fn y64(y: &[i8; QK_K], c: usize) -> [int8x16_t; 4] {
+    let s = &y[64 * c..64 * c + 64];
     // SAFETY: `s` has 64 readable bytes; ld1 has no alignment requirement.
     let v = unsafe { vld1q_s8_x4(s.as_ptr()) };
     [v.0, v.1, v.2, v.3]
@@ -66,7 +82,17 @@ fn y64(b: &BlockQ8K, c: usize) -> [int8x16_t; 4] {
 #[inline]
 #[target_feature(enable = "neon")]
 fn bsums(b: &BlockQ8K) -> [int16x8_t; 2] {
-    ld2(b.bsums.as_flattened()).map(|v| vreinterpretq_s16_u8(v))
+    let [lo, hi] = ld2(b.bsums.as_flattened());
+    [vreinterpretq_s16_u8(lo), vreinterpretq_s16_u8(hi)]
+}
+
+/// Sum over the 8 groups of 32 of `m[g] · (bsums[2g] + bsums[2g+1])` in i32 (exact for any
+/// i16 bsums): the mins term of Q4_K/Q5_K.
+#[inline]
+#[target_feature(enable = "neon")]
+fn mins_dot(s: [int16x8_t; 2], m: [int32x4_t; 2]) -> i32 {
+    let p = vmulq_s32(vpaddlq_s16(s[0]), m[0]);
+    vaddvq_s32(vmlaq_s32(p, vpaddlq_s16(s[1]), m[1]))
 }
 
 /// Sum over 16 lanes of `s[k] · m[k]` in i32 (exact for any i16 bsums and 8-bit weights).
@@ -99,6 +125,25 @@ fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
     (vgetq_lane_f32::<0>(f), vgetq_lane_f32::<1>(f))
 }
 
+/// `v` unchanged, but opaque to the compiler. Without this LLVM tracks that decoded weights
+/// are small and non-negative and rewrites `smull`/`smlal` on them into widen-and-narrow
+/// sequences outside the row loop (some 40 extra instructions per block at four rows).
+#[inline]
+#[target_feature(enable = "neon")]
+fn opaque<const K: usize>(mut v: [int8x16_t; K]) -> [int8x16_t; K] {
+    for v in &mut v {
+        // SAFETY: the empty template leaves the register as it is.
+        unsafe {
+            core::arch::asm!(
+                "// {v:v}",
+                v = inout(vreg) * v,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+    }
+    v
+}
+
 /// Bytes as i32 in four vectors (lanes 0..4, 4..8, 8..12, 12..16).
 #[inline]
 #[target_feature(enable = "neon")]
@@ -117,12 +162,11 @@ fn u32_at(s: &[u8; 12], k: usize) -> u32 {
     u32::from_le_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]])
 }
 
-/// The scales of a Q4_K/Q5_K block as i32 (groups 0..4, 4..8) and its mins each twice as
-/// i16 (`[m0, m0, m1, m1, ..]`, to meet the 16 bsums); `scales_mins_k4` with word operations
-/// (as ggml's kmask decoding).
+/// The scales and the mins of a Q4_K/Q5_K block as i32 (groups 0..4, 4..8);
+/// `scales_mins_k4` with word operations (as ggml's kmask decoding).
 #[inline]
 #[target_feature(enable = "neon")]
-fn k4_scales(s: &[u8; 12]) -> ([int32x4_t; 2], [int16x8_t; 2]) {
+fn k4_scales(s: &[u8; 12]) -> ([int32x4_t; 2], [int32x4_t; 2]) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
     const LOW2: u32 = 0x0303_0303;
@@ -134,7 +178,7 @@ fn k4_scales(s: &[u8; 12]) -> ([int32x4_t; 2], [int16x8_t; 2]) {
     let m = vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(m)));
     (
         [vmovl_s16(vget_low_s16(sc)), vmovl_high_s16(sc)],
-        [vzip1q_s16(m, m), vzip2q_s16(m, m)],
+        [vmovl_s16(vget_low_s16(m)), vmovl_high_s16(m)],
     )
 }
 
@@ -177,8 +221,9 @@ fn q4_values(q: [uint8x16_t; 4]) -> [uint8x16_t; 8] {
 
 #[inline]
 #[target_feature(enable = "neon")]
-fn s8<const K: usize>(v: [uint8x16_t; K]) -> [int8x16_t; K] {
-    v.map(|v| vreinterpretq_s8_u8(v))
+fn s8(v: [uint8x16_t; 8]) -> [int8x16_t; 8] {
+    let r = |k: usize| vreinterpretq_s8_u8(v[k]);
+    [r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7)]
 }
 
 /// The 64 Q5_K values 0..=31 of one 64-element chunk: qs bytes `q` and the chunk's qh bits,
@@ -217,7 +262,8 @@ fn q6_half(a: &BlockQ6K, h: usize) -> [int8x16_t; 8] {
         vsriq_n_u8::<4>(h0s, l[2]),
         vsriq_n_u8::<4>(h1s, l[3]),
     ];
-    v.map(|v| vsubq_s8(vreinterpretq_s8_u8(v), m32))
+    let r = |k: usize| vsubq_s8(vreinterpretq_s8_u8(v[k]), m32);
+    [r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7)]
 }
 
 /// The 128 Q3_K values of chunk `n` (qs bytes `q`) as signed -4..=3, in element order. `nh`
@@ -233,15 +279,15 @@ fn q3_chunk(q: [uint8x16_t; 2], nh: [uint8x16_t; 2]) -> ([int8x16_t; 8], [uint8x
     let (mut q, mut nh) = (q, nh);
     for k in (0..4).rev() {
         if k < 3 {
-            q = q.map(|v| vshlq_n_u8::<2>(v));
-            nh = nh.map(|v| vshlq_n_u8::<1>(v));
+            q = [vshlq_n_u8::<2>(q[0]), vshlq_n_u8::<2>(q[1])];
+            nh = [vshlq_n_u8::<1>(nh[0]), vshlq_n_u8::<1>(nh[1])];
         }
         for half in 0..2 {
             let v = vsriq_n_u8::<1>(nh[half], q[half]);
             out[2 * k + half] = vshrq_n_s8::<5>(vreinterpretq_s8_u8(v));
         }
     }
-    (out, nh.map(|v| vshlq_n_u8::<1>(v)))
+    (out, [vshlq_n_u8::<1>(nh[0]), vshlq_n_u8::<1>(nh[1])])
 }
 
 /// Kernel bodies shared by the two levels; `sums16`, `sums32` and `dot64` come from the
@@ -250,7 +296,6 @@ macro_rules! kquant_kernels {
     ($feat:literal, $level:literal) => {
         use super::*;
         use crate::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
-        use lingqiao_gguf::QK_K;
 
         #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q2_K_q8_K`, for `N` activation rows;")]
         /// bit-identical to the scalar kernel. The 2-bit values are multiplied by their 4-bit
@@ -261,10 +306,15 @@ macro_rules! kquant_kernels {
             let (w, xs) = super::super::rows::<BlockQ2K, BlockQ8K, N>(n / QK_K, w, x);
             let mut sumf = [0f32; N];
             for (i, a) in w.iter().enumerate() {
+                let bj: [&BlockQ8K; N] = core::array::from_fn(|j| &xs[j][i]);
+                let yj: [&[i8; QK_K]; N] = core::array::from_fn(|j| act(bj[j]));
                 let s = ld(&a.scales);
                 let sc = vandq_u8(s, vdupq_n_u8(0x0F));
                 let m = vshrq_n_u8::<4>(s);
-                let mins = [vmovl_u8(vget_low_u8(m)), vmovl_high_u8(m)].map(|v| vreinterpretq_s16_u16(v));
+                let mins = [
+                    vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(m))),
+                    vreinterpretq_s16_u16(vmovl_high_u8(m)),
+                ];
                 let sc = [
                     vdupq_laneq_u8::<0>(sc),
                     vdupq_laneq_u8::<1>(sc),
@@ -292,7 +342,7 @@ macro_rules! kquant_kernels {
                         let mut v = [vdupq_n_s8(0); 4];
                         for k in 0..2 {
                             if kk + k > 0 {
-                                q = q.map(|v| vshrq_n_u8::<2>(v));
+                                q = [vshrq_n_u8::<2>(q[0]), vshrq_n_u8::<2>(q[1])];
                             }
                             for half in 0..2 {
                                 let g = 8 * c + 4 * kk + 2 * k + half;
@@ -300,13 +350,14 @@ macro_rules! kquant_kernels {
                                 v[2 * k + half] = vreinterpretq_s8_u8(vmulq_u8(val, sc[g]));
                             }
                         }
+                        let v = opaque(v);
                         for j in 0..N {
-                            acc[j] = dot64(acc[j], v, y64(&xs[j][i], 2 * c + kk));
+                            acc[j] = dot64(acc[j], v, y64(yj[j], 2 * c + kk));
                         }
                     }
                 }
                 for j in 0..N {
-                    let b = &xs[j][i];
+                    let b = bj[j];
                     let isum = vaddvq_s32(acc[j]);
                     let summs = bsums_dot(bsums(b), mins);
                     let dall = b.d() * ad;
@@ -325,26 +376,30 @@ macro_rules! kquant_kernels {
             let (w, xs) = super::super::rows::<BlockQ3K, BlockQ8K, N>(n / QK_K, w, x);
             let mut sumf = [0f32; N];
             for (i, a) in w.iter().enumerate() {
+                let bj: [&BlockQ8K; N] = core::array::from_fn(|j| &xs[j][i]);
+                let yj: [&[i8; QK_K]; N] = core::array::from_fn(|j| act(bj[j]));
                 let sc = widen_s8(q3_scales(&a.scales));
                 let ad = f16_pair(a.d, [0, 0]).0;
                 // Bit 7 of the inverted hmask is chunk 1's k = 3 bit.
-                let mut nh = ld2(&a.hmask).map(|v| vmvnq_u8(v));
+                let [h0, h1] = ld2(&a.hmask);
+                let mut nh = [vmvnq_u8(h0), vmvnq_u8(h1)];
                 let mut acc = [vdupq_n_s32(0); N];
                 for c in (0..2).rev() {
                     let (v, next) = q3_chunk(ld2(&a.qs[32 * c..]), nh);
+                    let v = opaque(v);
                     nh = next;
                     for (h, v) in [[v[0], v[1], v[2], v[3]], [v[4], v[5], v[6], v[7]]]
                         .into_iter()
                         .enumerate()
                     {
                         for j in 0..N {
-                            let g = sums16(v, y64(&xs[j][i], 2 * c + h));
+                            let g = sums16(v, y64(yj[j], 2 * c + h));
                             acc[j] = vmlaq_s32(acc[j], g, sc[2 * c + h]);
                         }
                     }
                 }
                 for j in 0..N {
-                    let b = &xs[j][i];
+                    let b = bj[j];
                     let isum = vaddvq_s32(acc[j]);
                     sumf[j] += (ad * b.d()) * isum as f32;
                 }
@@ -359,21 +414,23 @@ macro_rules! kquant_kernels {
             let (w, xs) = super::super::rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
             let mut sumf = [0f32; N];
             for (i, a) in w.iter().enumerate() {
+                let bj: [&BlockQ8K; N] = core::array::from_fn(|j| &xs[j][i]);
+                let yj: [&[i8; QK_K]; N] = core::array::from_fn(|j| act(bj[j]));
                 let (sc, mins) = k4_scales(&a.scales);
                 let (ad, amin) = f16_pair(a.d, a.dmin);
                 let mut acc = [vdupq_n_s32(0); N];
                 for h in 0..2 {
-                    let q = s8(q4_values(ld4(&a.qs[64 * h..])));
+                    let q = opaque(s8(q4_values(ld4(&a.qs[64 * h..]))));
                     for j in 0..N {
-                        let b = &xs[j][i];
-                        let g = sums32(q, [y64(b, 2 * h), y64(b, 2 * h + 1)]);
+                        let y = yj[j];
+                        let g = sums32(q, [y64(y, 2 * h), y64(y, 2 * h + 1)]);
                         acc[j] = vmlaq_s32(acc[j], g, sc[h]);
                     }
                 }
                 for j in 0..N {
-                    let b = &xs[j][i];
+                    let b = bj[j];
                     let isum = vaddvq_s32(acc[j]);
-                    let summs = bsums_dot(bsums(b), mins);
+                    let summs = mins_dot(bsums(b), mins);
                     let d = b.d() * ad;
                     let dmin = b.d() * amin;
                     sumf[j] += d * isum as f32 - dmin * summs as f32;
@@ -389,6 +446,8 @@ macro_rules! kquant_kernels {
             let (w, xs) = super::super::rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
             let mut sumf = [0f32; N];
             for (i, a) in w.iter().enumerate() {
+                let bj: [&BlockQ8K; N] = core::array::from_fn(|j| &xs[j][i]);
+                let yj: [&[i8; QK_K]; N] = core::array::from_fn(|j| act(bj[j]));
                 let (sc, mins) = k4_scales(&a.scales);
                 let (ad, amin) = f16_pair(a.d, a.dmin);
                 let mut hq = ld2(&a.qh);
@@ -396,20 +455,20 @@ macro_rules! kquant_kernels {
                 for h in 0..2 {
                     let q = ld4(&a.qs[64 * h..]);
                     let c0 = q5_chunk([q[0], q[1]], hq);
-                    hq = hq.map(|v| vshrq_n_u8::<2>(v));
+                    hq = [vshrq_n_u8::<2>(hq[0]), vshrq_n_u8::<2>(hq[1])];
                     let c1 = q5_chunk([q[2], q[3]], hq);
-                    hq = hq.map(|v| vshrq_n_u8::<2>(v));
-                    let q = s8([c0[0], c0[1], c0[2], c0[3], c1[0], c1[1], c1[2], c1[3]]);
+                    hq = [vshrq_n_u8::<2>(hq[0]), vshrq_n_u8::<2>(hq[1])];
+                    let q = opaque(s8([c0[0], c0[1], c0[2], c0[3], c1[0], c1[1], c1[2], c1[3]]));
                     for j in 0..N {
-                        let b = &xs[j][i];
-                        let g = sums32(q, [y64(b, 2 * h), y64(b, 2 * h + 1)]);
+                        let y = yj[j];
+                        let g = sums32(q, [y64(y, 2 * h), y64(y, 2 * h + 1)]);
                         acc[j] = vmlaq_s32(acc[j], g, sc[h]);
                     }
                 }
                 for j in 0..N {
-                    let b = &xs[j][i];
+                    let b = bj[j];
                     let isum = vaddvq_s32(acc[j]);
-                    let summs = bsums_dot(bsums(b), mins);
+                    let summs = mins_dot(bsums(b), mins);
                     let d = b.d() * ad;
                     let dmin = b.d() * amin;
                     sumf[j] += d * isum as f32 - dmin * summs as f32;
@@ -426,23 +485,25 @@ macro_rules! kquant_kernels {
             let (w, xs) = super::super::rows::<BlockQ6K, BlockQ8K, N>(n / QK_K, w, x);
             let mut sumf = [0f32; N];
             for (i, a) in w.iter().enumerate() {
+                let bj: [&BlockQ8K; N] = core::array::from_fn(|j| &xs[j][i]);
+                let yj: [&[i8; QK_K]; N] = core::array::from_fn(|j| act(bj[j]));
                 let sc = widen_s8(vreinterpretq_s8_u8(ld(bytemuck::cast_slice(&a.scales))));
                 let ad = f16_pair(a.d, [0, 0]).0;
                 let mut acc = [vdupq_n_s32(0); N];
                 for h in 0..2 {
-                    let v = q6_half(a, h);
+                    let v = opaque(q6_half(a, h));
                     for (k, v) in [[v[0], v[1], v[2], v[3]], [v[4], v[5], v[6], v[7]]]
                         .into_iter()
                         .enumerate()
                     {
                         for j in 0..N {
-                            let g = sums16(v, y64(&xs[j][i], 2 * h + k));
+                            let g = sums16(v, y64(yj[j], 2 * h + k));
                             acc[j] = vmlaq_s32(acc[j], g, sc[2 * h + k]);
                         }
                     }
                 }
                 for j in 0..N {
-                    let b = &xs[j][i];
+                    let b = bj[j];
                     let isum = vaddvq_s32(acc[j]);
                     sumf[j] += (ad * b.d()) * isum as f32;
                 }
@@ -551,7 +612,7 @@ mod tests {
     use crate::blocks::*;
     use lingqiao_gguf::{GgmlType, QK_K};
 
-    struct Rng(u64);
+    pub(super) struct Rng(pub(super) u64);
     impl Rng {
         fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
@@ -565,7 +626,7 @@ mod tests {
 
     /// Random bytes everywhere (activations -128..=127 and bsums that need not match them:
     /// the kernels must agree on every input), finite f16 and f32 scales.
-    fn case(ty: GgmlType, nb: usize, r: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+    pub(super) fn case(ty: GgmlType, nb: usize, r: &mut Rng) -> (Vec<u8>, Vec<u8>) {
         let mut w: Vec<u8> = (0..nb * ty.type_size()).map(|_| r.next() as u8).collect();
         for block in w.chunks_exact_mut(ty.type_size()) {
             for &off in crate::f16_scale_offsets(ty) {
@@ -673,6 +734,63 @@ mod tests {
     fn dotprod_kquants_equal_scalar_bit_for_bit() {
         if std::arch::is_aarch64_feature_detected!("dotprod") {
             check_level!(dotprod, "dotprod");
+        }
+    }
+}
+
+#[cfg(test)]
+mod count {
+    /// For counting instructions under qemu's plugin: `LQ_KQ="level type n reps"` runs that
+    /// kernel `reps` times on 16 blocks (per-block count: difference of two runs).
+    #[test]
+    #[ignore]
+    fn run_kernel_for_instruction_counts() {
+        use lingqiao_gguf::GgmlType;
+        let spec = std::env::var("LQ_KQ").unwrap_or_default();
+        let f: Vec<&str> = spec.split_whitespace().collect();
+        let [level, ty, tokens, reps] = f[..] else {
+            return;
+        };
+        let reps: usize = reps.parse().unwrap();
+        let ty = match ty {
+            "q2_k" => GgmlType::Q2_K,
+            "q3_k" => GgmlType::Q3_K,
+            "q4_k" => GgmlType::Q4_K,
+            "q5_k" => GgmlType::Q5_K,
+            _ => GgmlType::Q6_K,
+        };
+        let mut r = super::tests::Rng(1);
+        let (w, x) = super::tests::case(ty, 16, &mut r);
+        let n = 16 * 256;
+        let mut o1 = [0f32; 1];
+        let mut o4 = [0f32; 4];
+        macro_rules! go {
+            ($m:ident) => {{
+                use super::$m::*;
+                for _ in 0..reps {
+                    // SAFETY: run only where the level's features exist.
+                    unsafe {
+                        match (ty, tokens) {
+                            (GgmlType::Q2_K, "1") => q2_k_q8_k::<1>(n, &w, &x, &mut o1),
+                            (GgmlType::Q3_K, "1") => q3_k_q8_k::<1>(n, &w, &x, &mut o1),
+                            (GgmlType::Q4_K, "1") => q4_k_q8_k::<1>(n, &w, &x, &mut o1),
+                            (GgmlType::Q5_K, "1") => q5_k_q8_k::<1>(n, &w, &x, &mut o1),
+                            (GgmlType::Q6_K, "1") => q6_k_q8_k::<1>(n, &w, &x, &mut o1),
+                            (GgmlType::Q2_K, _) => q2_k_q8_k::<4>(n, &w, &x, &mut o4),
+                            (GgmlType::Q3_K, _) => q3_k_q8_k::<4>(n, &w, &x, &mut o4),
+                            (GgmlType::Q4_K, _) => q4_k_q8_k::<4>(n, &w, &x, &mut o4),
+                            (GgmlType::Q5_K, _) => q5_k_q8_k::<4>(n, &w, &x, &mut o4),
+                            _ => q6_k_q8_k::<4>(n, &w, &x, &mut o4),
+                        }
+                    }
+                    std::hint::black_box((&o1, &o4));
+                }
+            }};
+        }
+        if level == "neon" {
+            go!(neon)
+        } else {
+            go!(dotprod)
         }
     }
 }

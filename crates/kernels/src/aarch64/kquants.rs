@@ -32,7 +32,7 @@ fn ld(s: &[u8]) -> uint8x16_t {
     unsafe { vld1q_u8(s.as_ptr()) }
 }
 
-/// 32 bytes from the start of `s` in one `ld1`.
+/// 32 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "neon")]
 fn ld2(s: &[u8]) -> [uint8x16_t; 2] {
@@ -42,7 +42,7 @@ fn ld2(s: &[u8]) -> [uint8x16_t; 2] {
     [v.0, v.1]
 }
 
-/// 64 bytes from the start of `s` in one `ld1`.
+/// 64 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "neon")]
 fn ld4(s: &[u8]) -> [uint8x16_t; 4] {
@@ -61,7 +61,11 @@ fn act(b: &BlockQ8K) -> &[i8; QK_K] {
     let mut p = b.qs.as_ptr();
     // SAFETY: the empty template only passes the pointer through a register unchanged.
     unsafe {
-        core::arch::asm!("// {p}", p = inout(reg) p, options(pure, nomem, nostack, preserves_flags));
+        core::arch::asm!(
+            "// {p}",
+            p = inout(reg) p,
+            options(pure, nomem, nostack, preserves_flags)
+        );
     }
     // SAFETY: `p` is `b.qs`'s address, so it points to its 256 bytes, borrowed as long as `b`.
     unsafe { &*p.cast::<[i8; QK_K]>() }
@@ -157,6 +161,7 @@ fn widen_s8(v: int8x16_t) -> [int32x4_t; 4] {
     ]
 }
 
+/// Little-endian word `k` of 12 scale bytes.
 #[inline(always)]
 fn u32_at(s: &[u8; 12], k: usize) -> u32 {
     u32::from_le_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]])
@@ -200,9 +205,8 @@ fn q3_scales(s: &[u8; 12]) -> int8x16_t {
     vsubq_s8(v, vdupq_n_s8(32))
 }
 
-/// The 64 Q4_K values 0..=15 of qs bytes `32 c .. 32 c + 64` (two 64-element chunks) in
-/// element order: low nibbles of the first 32 bytes, their high nibbles, then the same for
-/// the next 32.
+/// The 128 Q4_K values 0..=15 of 64 qs bytes (two 64-element chunks) in element order:
+/// low nibbles of the first 32 bytes, their high nibbles, then the same for the next 32.
 #[inline]
 #[target_feature(enable = "neon")]
 fn q4_values(q: [uint8x16_t; 4]) -> [uint8x16_t; 8] {
@@ -219,6 +223,7 @@ fn q4_values(q: [uint8x16_t; 4]) -> [uint8x16_t; 8] {
     ]
 }
 
+/// The bytes as signed (decoded values are all below 128).
 #[inline]
 #[target_feature(enable = "neon")]
 fn s8(v: [uint8x16_t; 8]) -> [int8x16_t; 8] {
@@ -272,9 +277,10 @@ fn q6_half(a: &BlockQ6K, h: usize) -> [int8x16_t; 8] {
 #[inline]
 #[target_feature(enable = "neon")]
 fn q3_chunk(q: [uint8x16_t; 2], nh: [uint8x16_t; 2]) -> ([int8x16_t; 8], [uint8x16_t; 2]) {
-    // Value = -4·(hmask bit clear) + two low bits: put the inverted bit at bit 7 and the low
-    // bits at 6-5, then an arithmetic shift right by 5. Walking k = 3 down to 0 the low bits
-    // (2k, 2k + 1) move up by 2 and the hmask bit (4 n + k) up by 1 each step.
+    // Value = -4·(hmask bit clear) + two low bits: with the low bits at 7-6 of `q`, SRI by 1
+    // puts them at 6-5 under bit 7 of `nh`, and an arithmetic shift right by 5 gives the
+    // value. Walking k = 3 down to 0, `q` moves up by 2 (bits 2k, 2k + 1 to 7-6) and `nh`
+    // by 1 (bit 4 n + k to 7) each step.
     let mut out = [vdupq_n_s8(0); 8];
     let (mut q, mut nh) = (q, nh);
     for k in (0..4).rev() {
@@ -297,7 +303,8 @@ macro_rules! kquant_kernels {
         use super::*;
         use crate::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
 
-        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q2_K_q8_K`, for `N` activation rows;")]
+        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q2_K_q8_K`,")]
+        /// for `N` activation rows;
         /// bit-identical to the scalar kernel. The 2-bit values are multiplied by their 4-bit
         /// group scales once per block (at most 45, still a byte), so all 256 products of a
         /// row go into one accumulator; the mins meet the bsums.
@@ -368,7 +375,8 @@ macro_rules! kquant_kernels {
             *out = sumf;
         }
 
-        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q3_K_q8_K`, for `N` activation rows;")]
+        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q3_K_q8_K`,")]
+        /// for `N` activation rows;
         /// bit-identical to the scalar kernel. The values are decoded signed (-4..=3), so no
         /// bsums correction is needed.
         #[target_feature(enable = $feat)]
@@ -407,7 +415,8 @@ macro_rules! kquant_kernels {
             *out = sumf;
         }
 
-        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q4_K_q8_K`, for `N` activation rows;")]
+        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q4_K_q8_K`,")]
+        /// for `N` activation rows;
         /// bit-identical to the scalar kernel.
         #[target_feature(enable = $feat)]
         pub(crate) fn q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
@@ -439,7 +448,8 @@ macro_rules! kquant_kernels {
             *out = sumf;
         }
 
-        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q5_K_q8_K`, for `N` activation rows;")]
+        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q5_K_q8_K`,")]
+        /// for `N` activation rows;
         /// bit-identical to the scalar kernel.
         #[target_feature(enable = $feat)]
         pub(crate) fn q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
@@ -477,7 +487,8 @@ macro_rules! kquant_kernels {
             *out = sumf;
         }
 
-        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q6_K_q8_K`, for `N` activation rows;")]
+        #[doc = concat!("Matches ggml's ", $level, " `ggml_vec_dot_q6_K_q8_K`,")]
+        /// for `N` activation rows;
         /// bit-identical to the scalar kernel. The values are decoded signed (-32..=31) once
         /// per block instead of correcting every row with its bsums.
         #[target_feature(enable = $feat)]

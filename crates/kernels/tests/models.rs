@@ -33,8 +33,9 @@ fn tables() -> Vec<&'static Kernels> {
     Kernels::simd_tables()
 }
 
-/// The K-quant kernels that keep the scalar kernel's float expression: bit-identical to it.
-/// (The AVX-512 Q4_K/Q5_K/Q6_K ones accumulate in lanes: within `kquant_reorder_bound`.)
+/// The K-quant kernels that keep the scalar kernel's float expression: bit-identical to it
+/// (AVX2's and every aarch64 table's). The AVX-512 Q4_K/Q5_K/Q6_K ones accumulate in lanes:
+/// within `kquant_reorder_bound`.
 fn exact(table: &Kernels, ty: GgmlType) -> bool {
     match ty {
         GgmlType::Q2_K | GgmlType::Q3_K => true,

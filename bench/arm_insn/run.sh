@@ -37,7 +37,8 @@
 #   compare  -> bench/results/DATE-arm-insn-compare.md: ggml against ours, decode and prompt
 # Environment: R1, R2 (default 4, 12), DATE (default today), ARM_INSN_CACHE (default
 # ~/.cache/lingqiao/arm-insn), LLAMACPP_DIR (default ~/.cache/lingqiao/llamacpp), OURS_TREE
-# (default this checkout), LEVELS (default "neon dotprod i8mm"; ours also takes scalar).
+# (default this checkout), LEVELS (default "neon dotprod i8mm"), OURS_LEVELS (default
+# "scalar" and LEVELS). Each CSV holds the levels of the run that wrote it.
 # Idempotent: builds are cached and redone only when a source or a flag changes. Builds are
 # single-threaded (-j1).
 set -euo pipefail
@@ -53,6 +54,7 @@ DATE=${DATE:-$(date +%F)}
 RESULTS=$ROOT/bench/results
 VERSION=0.3.36
 read -r -a LEVELS <<<"${LEVELS:-neon dotprod i8mm}"
+read -r -a OURS_LEVELS <<<"${OURS_LEVELS:-scalar ${LEVELS[*]}}"
 
 declare -A MARCH=([neon]=armv8-a [dotprod]=armv8.2-a+dotprod+fp16
     [i8mm]=armv8.6-a+dotprod+fp16+i8mm)
@@ -265,7 +267,7 @@ if want ours; then
     out=$RESULTS/$DATE-arm-insn-ours.csv
     tmp=$out.tmp
     echo "kernel,type,level,qemu_cpu,insn_per_256,isa" >"$tmp"
-    for level in "${LEVELS[@]}"; do
+    for level in "${OURS_LEVELS[@]}"; do
         cpu=${QCPU[$level]}
         isa=$(LINGQIAO_ISA=$level qemu-aarch64 -cpu "$cpu" "$bin" noop 1 |
             sed -n 's/.* isa=\([^ ]*\).*/\1/p')

@@ -29,6 +29,12 @@ echo "== golden tests on the AVX2 and scalar kernels (default run: $(./target/re
 LINGQIAO_ISA=avx2 cargo test --release -p lingqiao-model --test golden_llamacpp --test qwen3_tiny
 LINGQIAO_FORCE_SCALAR=1 cargo test --release -p lingqiao-model --test golden_llamacpp --test qwen3_tiny
 
+# aarch64: the cross build, and the kernels' equality tests and the golden tests (their
+# short subset: emulation is ~100x slower) under qemu-user on three CPUs, one per aarch64
+# table (NEON, dotprod, i8mm). `bash scripts/cross.sh full` runs every golden prompt.
+echo "== aarch64 under qemu (scripts/cross.sh)"
+bash scripts/cross.sh
+
 # The chat page at / in a real browser, against the real server (tests/browser/run.sh
 # installs Debian's chromium and the pinned playwright-core when they are missing).
 echo "== browser test of the chat page"

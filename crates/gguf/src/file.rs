@@ -138,7 +138,7 @@ fn read_exact_parallel(file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<
 /// [`read_exact_parallel`] through `O_DIRECT` for the block-aligned part of the file, then
 /// an ordinary read of the tail through `file` (already open). `buf` starts on a page
 /// boundary (it is a fresh mapping).
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn read_direct(path: &Path, file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<()> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
     const BLOCK: usize = 4096;
@@ -152,9 +152,20 @@ fn read_direct(path: &Path, file: &std::fs::File, buf: &mut [u8]) -> std::io::Re
     file.read_exact_at(tail, aligned as u64)
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn read_direct(_: &Path, _: &std::fs::File, _: &mut [u8]) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Asks for transparent huge pages (`madvise(MADV_HUGEPAGE)`); false when the kernel refuses
+/// (built without THP, as many Android kernels are). Called through `libc` rather than
+/// memmap2's `Advice::HugePage`, which memmap2 offers on Linux only: Android's bionic has the
+/// same call.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn advise_huge_pages(buf: &mut memmap2::MmapMut) -> bool {
+    // SAFETY: the range is exactly the live anonymous mapping `buf` owns; the advice changes
+    // no contents.
+    unsafe { libc::madvise(buf.as_mut_ptr().cast(), buf.len(), libc::MADV_HUGEPAGE) == 0 }
 }
 
 /// Wraps an I/O error with the path it happened on.
@@ -215,9 +226,9 @@ impl GgufFile {
             .map_err(&io)?;
         // Advice only: without THP (refused on kernels built without it) the read still
         // works, at 4 KiB-page speed.
-        #[cfg(target_os = "linux")]
-        let huge_page_advice = buf.advise(memmap2::Advice::HugePage).is_ok();
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let huge_page_advice = advise_huge_pages(&mut buf);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let huge_page_advice = false;
         // Direct I/O first: the bytes go from the device into our pages without a second
         // copy in the page cache (on the measured VM: the same wall time as a cached read and

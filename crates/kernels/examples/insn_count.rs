@@ -9,6 +9,10 @@
 //! insn_count KERNEL REPS
 //! ```
 //!
+//! `bash bench/arm_insn/run.sh ours` cross-builds it for aarch64 (as `scripts/cross.sh` does)
+//! and counts it at each level; on any machine, `cargo run --release -p lingqiao-kernels
+//! --example insn_count -- list` shows what the local table would be measured on.
+//!
 //! Kernels (n = 4096 values per row), through the table `Kernels::get()` picks:
 //! - `vec_dot/TYPE`: the table's one-token kernel, one weight row x one token.
 //! - `x4/TYPE`: the four-token kernel (`vec_dot_x4_fn`), one row x 4 tokens, where the table

@@ -72,7 +72,9 @@ struct site {
     uint64_t vaddr, count;
     char *disas;
 };
+#ifndef SITES /* a power of two; token_profile.sh builds with -DSITES='(1 << 20)' */
 #define SITES (1 << 16)
+#endif
 static struct site *sites;
 
 static struct site *site_of(uint64_t vaddr)

@@ -24,21 +24,22 @@
 #         fetches it; nothing of it is committed). Kernels: vec_dot (nrc=1), vec_dot2
 #         (nrc=2, SMMLA, i8mm only), and the repacked gemv/gemm that ggml's CPU backend
 #         actually runs for Q4_0, Q4_K, Q5_K, Q6_K and Q8_0 weights when the CPU has dotprod.
-#   ours: bench/arm_insn/ours_harness.rs as the kernels crate's example `insn_count`
-#         (crates/kernels/examples/insn_count.rs), cross-built as in ../shared/CROSS.md. If
-#         the tree has no such example, the working tree is copied to the cache with the
-#         harness added.
+#   ours: the kernels crate's example `insn_count` (crates/kernels/examples/insn_count.rs),
+#         cross-built as in ../shared/CROSS.md (scripts/cross.sh env) into
+#         ~/.cache/lingqiao/xarch-insn (or $LINGQIAO_XARCH_TARGET).
 #
 # Usage: bash bench/arm_insn/run.sh [ggml] [ours] [mix] [compare]   (default: all four)
 #   ggml     -> bench/results/DATE-arm-insn-ggml.csv  (kernel,type,level,qemu_cpu,insn_per_256)
-#   ours     -> bench/results/DATE-arm-insn-ours.csv  (the same, plus the table the run got)
+#   ours     -> bench/results/DATE-arm-insn-ours.csv  (the same, plus the table the run got);
+#               merged: rows of the levels measured replace the file's, other levels are kept
 #   mix      -> bench/results/DATE-arm-insn-ggml-mix.csv: ggml's dynamic instruction mix per
 #               mnemonic for q4_0, q8_0, q4_K, q6_K (vec_dot, gemv, gemm) at dotprod and i8mm
 #   compare  -> bench/results/DATE-arm-insn-compare.md: ggml against ours, decode and prompt
 # Environment: R1, R2 (default 4, 12), DATE (default today), ARM_INSN_CACHE (default
-# ~/.cache/lingqiao/arm-insn), LLAMACPP_DIR (default ~/.cache/lingqiao/llamacpp), OURS_TREE
-# (default this checkout), LEVELS (default "neon dotprod i8mm"), OURS_LEVELS (default
-# "scalar" and LEVELS). Each CSV holds the levels of the run that wrote it.
+# ~/.cache/lingqiao/arm-insn), LLAMACPP_DIR (default ~/.cache/lingqiao/llamacpp),
+# LINGQIAO_XARCH_TARGET (default ~/.cache/lingqiao/xarch-insn), LEVELS (default "neon dotprod
+# i8mm"), OURS_LEVELS (default "scalar" and LEVELS; e.g. `OURS_LEVELS=i8mm bash
+# bench/arm_insn/run.sh ours compare` refreshes the i8mm rows only).
 # Idempotent: builds are cached and redone only when a source or a flag changes. Builds are
 # single-threaded (-j1).
 set -euo pipefail
@@ -47,7 +48,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${ARM_INSN_CACHE:-$HOME/.cache/lingqiao/arm-insn}
 LLAMACPP_DIR=${LLAMACPP_DIR:-$HOME/.cache/lingqiao/llamacpp}
-OURS_TREE=${OURS_TREE:-$ROOT}
 R1=${R1:-4}
 R2=${R2:-12}
 DATE=${DATE:-$(date +%F)}
@@ -246,27 +246,19 @@ fi
 
 # --- ours -------------------------------------------------------------------------------------
 if want ours; then
-    tree=$OURS_TREE
-    if [[ ! -f $tree/crates/kernels/examples/insn_count.rs ]]; then
-        # The working tree (tracked and untracked files, not ignored ones) with the harness
-        # added as the example; mtimes kept, so cargo rebuilds only what changed.
-        tree=$CACHE/ours-tree
-        mkdir -p "$tree"
-        (cd "$OURS_TREE" && git ls-files -z -c -o --exclude-standard |
-            tar --null -T - -cf -) | tar -xf - -C "$tree"
-        cp -p "$HERE/ours_harness.rs" "$tree/crates/kernels/examples/insn_count.rs"
-        echo "ours: no crates/kernels/examples/insn_count.rs in $OURS_TREE;" \
-            "building a copy in $tree with bench/arm_insn/ours_harness.rs as that example" >&2
-    fi
-    (cd "$tree" && RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
-        CARGO_TARGET_DIR=$HOME/.cache/lingqiao/xarch-target \
-        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    XTARGET=${LINGQIAO_XARCH_TARGET:-$HOME/.cache/lingqiao/xarch-insn}
+    (cd "$ROOT" && eval "$(LINGQIAO_XARCH_TARGET=$XTARGET bash scripts/cross.sh env)" &&
         /usr/bin/cargo build -j1 --release --target aarch64-unknown-linux-gnu \
-        -p lingqiao-kernels --example insn_count)
-    bin=$HOME/.cache/lingqiao/xarch-target/aarch64-unknown-linux-gnu/release/examples/insn_count
+            -p lingqiao-kernels --example insn_count)
+    bin=$XTARGET/aarch64-unknown-linux-gnu/release/examples/insn_count
     out=$RESULTS/$DATE-arm-insn-ours.csv
     tmp=$out.tmp
     echo "kernel,type,level,qemu_cpu,insn_per_256,isa" >"$tmp"
+    # the existing file's rows of the levels this run does not measure
+    if [[ -f $out ]]; then
+        tail -n +2 "$out" | awk -F, -v skip=" ${OURS_LEVELS[*]} " \
+            'index(skip, " " $3 " ") == 0' >>"$tmp"
+    fi
     for level in "${OURS_LEVELS[@]}"; do
         cpu=${QCPU[$level]}
         isa=$(LINGQIAO_ISA=$level qemu-aarch64 -cpu "$cpu" "$bin" noop 1 |
@@ -277,17 +269,41 @@ if want ours; then
             echo "$(csv_name "$name"),$level,$cpu,$v,$isa" >>"$tmp"
         done < <(LINGQIAO_ISA=$level measure "$cpu" "$bin")
     done
-    mv "$tmp" "$out"
+    # header first, then the rows by level (scalar neon dotprod i8mm), each level's in the
+    # harness's order
+    { head -n 1 "$tmp"; tail -n +2 "$tmp" | awk -F, '
+        BEGIN { o["scalar"] = 0; o["neon"] = 1; o["dotprod"] = 2; o["i8mm"] = 3 }
+        { printf "%d,%06d,%s\n", ($3 in o) ? o[$3] : 9, NR, $0 }' |
+        sort -t, -k1,1n -k2,2n | cut -d, -f3-; } >"$tmp.sorted"
+    rm "$tmp"
+    mv "$tmp.sorted" "$out"
     echo "wrote $out" >&2
 fi
 
 # --- comparison ---------------------------------------------------------------------------
+# compare.md: whatever stands above the marker line in the existing file (a hand-written
+# summary) is kept; below it, compare.py's tables (with the per-token table when both
+# DATE-arm-insn-llama-token.csv and DATE-arm-insn-ours-token.csv exist).
+MARKER='<!-- below: generated by bench/arm_insn/compare.py (run.sh compare); text above is kept -->'
 if want compare; then
     g=$RESULTS/$DATE-arm-insn-ggml.csv
     o=$RESULTS/$DATE-arm-insn-ours.csv
+    md=$RESULTS/$DATE-arm-insn-compare.md
+    tok=()
+    if [[ -f $RESULTS/$DATE-arm-insn-llama-token.csv && -f $RESULTS/$DATE-arm-insn-ours-token.csv ]]; then
+        tok=("$RESULTS/$DATE-arm-insn-llama-token.csv" "$RESULTS/$DATE-arm-insn-ours-token.csv")
+    fi
     if [[ -f $g && -f $o ]]; then
-        python3 "$HERE/compare.py" "$g" "$o" >"$RESULTS/$DATE-arm-insn-compare.md"
-        cat "$RESULTS/$DATE-arm-insn-compare.md"
+        {
+            if [[ -f $md ]] && grep -qxF -- "$MARKER" "$md"; then
+                awk -v m="$MARKER" '$0 == m { exit } { print }' "$md"
+            fi
+            echo "$MARKER"
+            echo
+            python3 "$HERE/compare.py" "$g" "$o" "${tok[@]}"
+        } >"$md.tmp"
+        mv "$md.tmp" "$md"
+        cat "$md"
     else
         echo "compare: needs $g and $o" >&2
     fi

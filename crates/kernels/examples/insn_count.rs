@@ -9,6 +9,10 @@
 //! insn_count KERNEL REPS
 //! ```
 //!
+//! `bash bench/arm_insn/run.sh ours` cross-builds it for aarch64 (as `scripts/cross.sh` does)
+//! and counts it at each level; on any machine, `cargo run --release -p lingqiao-kernels
+//! --example insn_count -- list` shows what the local table would be measured on.
+//!
 //! Kernels (n = 4096 values per row), through the table `Kernels::get()` picks:
 //! - `vec_dot/TYPE`: the table's one-token kernel, one weight row x one token.
 //! - `x4/TYPE`: the four-token kernel (`vec_dot_x4_fn`), one row x 4 tokens, where the table
@@ -29,8 +33,7 @@
 
 use lingqiao_kernels::tile::{ActTile, Format, TILE_ROWS, WeightTile};
 use lingqiao_kernels::{
-    GgmlType, Kernels, WEIGHT_TYPES, f16_scale_offsets, quantize_row_with, row_bytes,
-    vec_dot_type,
+    GgmlType, Kernels, WEIGHT_TYPES, f16_scale_offsets, quantize_row_with, row_bytes, vec_dot_type,
 };
 use std::hint::black_box;
 
@@ -71,8 +74,18 @@ fn kernels(k: &Kernels) -> Vec<(String, Kind, GgmlType, usize)> {
                 let t = tname(ty);
                 let tile = TILE_ROWS * TILE_TOKENS * blocks;
                 v.push((format!("tile/{t}"), Kind::Tile, ty, tile));
-                v.push((format!("tile_pack/{t}"), Kind::TilePack, ty, TILE_ROWS * blocks));
-                v.push((format!("tile_fill/{t}"), Kind::TileFill, ty, TILE_TOKENS * blocks));
+                v.push((
+                    format!("tile_pack/{t}"),
+                    Kind::TilePack,
+                    ty,
+                    TILE_ROWS * blocks,
+                ));
+                v.push((
+                    format!("tile_fill/{t}"),
+                    Kind::TileFill,
+                    ty,
+                    TILE_TOKENS * blocks,
+                ));
             }
         }
     }
@@ -148,7 +161,10 @@ fn main() {
         std::process::exit(2);
     }
     let Some(&(ref name, kind, ty, units)) = list.iter().find(|e| e.0 == args[1]) else {
-        eprintln!("unknown kernel {} for table {} (see `list`)", args[1], k.isa);
+        eprintln!(
+            "unknown kernel {} for table {} (see `list`)",
+            args[1], k.isa
+        );
         std::process::exit(2);
     };
     let reps: usize = args[2].parse().expect("REPS: a number");
@@ -193,7 +209,9 @@ fn main() {
             let mut out = vec![0f32; TILE_ROWS * TILE_TOKENS];
             for _ in 0..reps {
                 match kind {
-                    Kind::Tile => (tk.run)(&f, black_box(&wt), black_box(&at), 0..TILE_TOKENS, &mut out),
+                    Kind::Tile => {
+                        (tk.run)(&f, black_box(&wt), black_box(&at), 0..TILE_TOKENS, &mut out)
+                    }
                     Kind::TilePack => (tk.pack)(&mut wt, &f, N, black_box(&w), wb),
                     _ => at.fill(&f, N, TILE_TOKENS, black_box(&x), xb),
                 }

@@ -1,15 +1,492 @@
-//! The i8mm tile kernel (see [`crate::tile`]). STUB: the portable packing and reference
-//! until the USMMLA version lands.
+//! The i8mm tile kernel (see [`crate::tile`]): `usmmla` multiplies a 2 x 8 matrix of
+//! unsigned bytes (two tokens' activations, y + 128) by the transpose of a 2 x 8 matrix of
+//! signed bytes (two weight rows' q) into a 2 x 2 block of i32 sums, 32 multiply-adds per
+//! instruction. Each lane then does exactly what [`crate::tile::run_ref`] does for its row
+//! and token, so the results are the same bits.
+//!
+//! The portable tile ([`WeightTile`]) keeps 4 consecutive elements of the 16 rows in one
+//! 64-byte line (the layout of `vpdpbusd`). `usmmla` wants 8 consecutive elements of a row
+//! pair instead: `[ra k0..k8, rb k0..k8]`. Two consecutive lines hold exactly that, one
+//! 32-bit zip apart: `zip1.4s` of the 16-byte pieces for rows 0..4 of lines k4 and k4 + 1 is
+//! `[r0 k0..4, r0 k4..8, r1 k0..4, r1 k4..8]`, and `zip2.4s` the same for rows 2, 3. Each
+//! call first rewrites its tile that way into a per-thread scratch (once per 16 rows and up
+//! to 64 tokens, about 0.4 instructions per 256 multiply-adds), and the activations likewise
+//! into token pairs (`zip1.2d`/`zip2.2d` of two tokens' 16 bytes), with their scales spread
+//! over the lanes they scale. The inner loop is then only loads and `usmmla`.
+//!
+//! A pass is 8 rows x 4 tokens: 8 accumulators of 2 x 2 sums (row pairs x token pairs), with
+//! 8 float accumulators beside them (16 more for the K-quants' per-256 sums), which fits the
+//! 32 vector registers; a 16 x 4 pass would need 32 accumulators alone. Per group of 32
+//! elements and pass: 32 `usmmla` for 1024 multiply-adds, 6 loads of the operands, and per
+//! accumulator one start from the group's correction (`ld1r` of the row pair's two i32,
+//! which lands in the `[t0 ra, t0 rb, t1 ra, t1 rb]` order of the sums), a conversion, a
+//! multiply of the row scales by the token scales and an FMA.
+//!
+//! ggml does the same product with the same instruction in `ggml_gemm_q4_0_4x8_q8_0` (its
+//! `repack.cpp`), on weights repacked at load time into 4-row blocks of 8-byte slices and
+//! activations quantized straight into a 4-token interleave (`block_q8_0x4`); here both
+//! operands come from the portable tiles, so the file's weights stay as they are.
+//!
+//! Only called through `super::I8MM`, which exists after the features were detected and the
+//! probe passed.
 
-use crate::tile::{ActTile, Format, WeightTile};
+use super::{sdot, usmmla};
+use crate::tile::{ActTile, Format, TILE_ROWS, WeightTile, check};
+
+use core::arch::aarch64::*;
+use std::cell::RefCell;
 use std::ops::Range;
 
-#[target_feature(enable = "neon,dotprod,i8mm")]
-pub(super) fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
-    t.pack(f, n, rows, row_bytes)
+/// Tokens per pass (two token pairs).
+const T: usize = 4;
+
+/// The operands of one call, rewritten for `usmmla` (see the module docs).
+#[derive(Default)]
+struct Scratch {
+    /// Per half h of the tile (rows 8h..8h + 8), 8-element chunk c and row pair p
+    /// (rows 8h + 2p, 8h + 2p + 1), at `(h * n / 8 + c) * 64 + p * 16`: the pair's 8 q each.
+    w: Vec<i8>,
+    /// Per block b of 4 tokens, chunk c and token pair j, at `(b * n / 8 + c) * 32 + j * 16`:
+    /// the pair's 8 activations each. Tokens past the range repeat its last token.
+    x: Vec<u8>,
+    /// Per block, activation scale i and token, at `(b * ndx + i) * 8 + 2 * token`: the
+    /// scale, twice (the token's two lanes in a 2 x 2 block).
+    dx: Vec<f32>,
+    /// The same for the group sums (types with a min).
+    gx: Vec<f32>,
+    /// Per half h and group g, 16 vectors at `(h * ng + g) * 64`: the group's corrections as
+    /// they start the sums (row pair p and token pair j at 2p + j, `[ca, cb, ca, cb]`), then
+    /// the scales and the mins (as f32 bits) of the 4 row pairs in the same lanes.
+    coef: Vec<i32>,
 }
 
-#[target_feature(enable = "neon,dotprod,i8mm")]
-pub(super) fn run(f: &Format, w: &WeightTile, x: &ActTile, tokens: Range<usize>, out: &mut [f32]) {
-    crate::tile::run_ref(f, w, x, tokens, out)
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Rewrites the tile's q (16 rows, `n` elements) as row pairs of 8 elements (`Scratch::w`).
+#[target_feature(enable = "neon")]
+fn zip_weights(q: &[i8], n: usize, out: &mut Vec<i8>) {
+    assert!(n.is_multiple_of(8) && q.len() == n * TILE_ROWS);
+    out.resize(n * TILE_ROWS, 0);
+    let (lo, hi) = out.split_at_mut(n * TILE_ROWS / 2);
+    for c in 0..n / 8 {
+        // SAFETY: lines 2c and 2c + 1 are the 128 bytes at 128c of q (n / 4 lines of 64);
+        // chunk c of each half is the 64 bytes at 64c of its n * 8.
+        unsafe {
+            let a = vld1q_s8_x4(q.as_ptr().add(c * 128));
+            let b = vld1q_s8_x4(q.as_ptr().add(c * 128 + 64));
+            let z = |x: int8x16_t, y: int8x16_t| {
+                let (x, y) = (vreinterpretq_s32_s8(x), vreinterpretq_s32_s8(y));
+                (
+                    vreinterpretq_s8_s32(vzip1q_s32(x, y)),
+                    vreinterpretq_s8_s32(vzip2q_s32(x, y)),
+                )
+            };
+            let (p0, p1) = z(a.0, b.0);
+            let (p2, p3) = z(a.1, b.1);
+            let (p4, p5) = z(a.2, b.2);
+            let (p6, p7) = z(a.3, b.3);
+            vst1q_s8_x4(lo.as_mut_ptr().add(c * 64), int8x16x4_t(p0, p1, p2, p3));
+            vst1q_s8_x4(hi.as_mut_ptr().add(c * 64), int8x16x4_t(p4, p5, p6, p7));
+        }
+    }
+}
+
+/// The tile's corrections, scales and mins in the lanes of the sums (`Scratch::coef`).
+#[target_feature(enable = "neon")]
+fn spread_rows(w: &WeightTile, ng: usize, min: bool, out: &mut Vec<i32>) {
+    assert!(w.corr.len() == ng * TILE_ROWS && w.sw.len() == ng * TILE_ROWS);
+    assert!(!min || w.mw.len() == ng * TILE_ROWS);
+    out.resize(2 * ng * 64, 0);
+    // [a, b, c, d] -> [a, b, a, b], [c, d, c, d]
+    let pairs = |v: int32x4_t| {
+        let v = vreinterpretq_s64_s32(v);
+        (
+            vreinterpretq_s32_s64(vzip1q_s64(v, v)),
+            vreinterpretq_s32_s64(vzip2q_s64(v, v)),
+        )
+    };
+    for h in 0..2 {
+        for g in 0..ng {
+            let at = g * TILE_ROWS + 8 * h;
+            // SAFETY: 8 values at `at` of corr, sw, mw (g < ng); 64 i32 at (h * ng + g) * 64
+            // of `out` (2 * ng * 64).
+            unsafe {
+                let d = out.as_mut_ptr().add((h * ng + g) * 64);
+                let c = vld1q_s32_x2(w.corr.as_ptr().add(at));
+                let ((c0, c1), (c2, c3)) = (pairs(c.0), pairs(c.1));
+                vst1q_s32_x4(d, int32x4x4_t(c0, c0, c1, c1));
+                vst1q_s32_x4(d.add(16), int32x4x4_t(c2, c2, c3, c3));
+                let v = vld1q_s32_x2(w.sw.as_ptr().add(at).cast());
+                let ((v0, v1), (v2, v3)) = (pairs(v.0), pairs(v.1));
+                vst1q_s32_x4(d.add(32), int32x4x4_t(v0, v1, v2, v3));
+                if min {
+                    let v = vld1q_s32_x2(w.mw.as_ptr().add(at).cast());
+                    let ((v0, v1), (v2, v3)) = (pairs(v.0), pairs(v.1));
+                    vst1q_s32_x4(d.add(48), int32x4x4_t(v0, v1, v2, v3));
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites the activations of `tokens` as token pairs of 8 elements (`Scratch::x`), in
+/// blocks of 4 tokens, the last block filled up with the range's last token.
+#[target_feature(enable = "neon")]
+fn zip_acts(x: &ActTile, tokens: &Range<usize>, out: &mut Vec<u8>) {
+    let n = x.n;
+    assert!(n.is_multiple_of(16) && !tokens.is_empty() && tokens.end <= x.n_tokens);
+    assert!(x.u.len() >= x.n_tokens * n);
+    let blocks = tokens.len().div_ceil(T);
+    out.resize(blocks * T * n, 0);
+    for (b, dst) in out.chunks_exact_mut(T * n).enumerate() {
+        let src: [*const u8; T] = core::array::from_fn(|i| {
+            let t = (tokens.start + b * T + i).min(tokens.end - 1);
+            x.u[t * n..].as_ptr()
+        });
+        let d = dst.as_mut_ptr();
+        let zip = |a: uint8x16_t, b: uint8x16_t| {
+            let (a, b) = (vreinterpretq_u64_u8(a), vreinterpretq_u64_u8(b));
+            (
+                vreinterpretq_u8_u64(vzip1q_u64(a, b)),
+                vreinterpretq_u8_u64(vzip2q_u64(a, b)),
+            )
+        };
+        // 64 elements (8 chunks) at a time, then 16 (2 chunks).
+        let mut k = 0;
+        // SAFETY: each source holds n bytes (a token of u), the block's destination 4n;
+        // k + 64 <= n (or k + 16 <= n) in each loop, and 16 elements of 4 tokens are 64
+        // bytes of the destination at 4k.
+        unsafe {
+            while k + 64 <= n {
+                let u: [uint8x16x4_t; T] = core::array::from_fn(|i| vld1q_u8_x4(src[i].add(k)));
+                let v = |i: usize, m: usize| match m {
+                    0 => u[i].0,
+                    1 => u[i].1,
+                    2 => u[i].2,
+                    _ => u[i].3,
+                };
+                for m in 0..4 {
+                    let (a0, a1) = zip(v(0, m), v(1, m));
+                    let (b0, b1) = zip(v(2, m), v(3, m));
+                    vst1q_u8_x4(d.add(T * (k + 16 * m)), uint8x16x4_t(a0, b0, a1, b1));
+                }
+                k += 64;
+            }
+            while k + 16 <= n {
+                let u: [uint8x16_t; T] = core::array::from_fn(|i| vld1q_u8(src[i].add(k)));
+                let (a0, a1) = zip(u[0], u[1]);
+                let (b0, b1) = zip(u[2], u[3]);
+                vst1q_u8_x4(d.add(T * k), uint8x16x4_t(a0, b0, a1, b1));
+                k += 16;
+            }
+        }
+    }
+}
+
+/// `per` values of each token of `tokens` (token t's at `src[t * per..]`) spread over the
+/// lanes they scale (`Scratch::dx`), in blocks of 4 tokens as in [`zip_acts`].
+#[target_feature(enable = "neon")]
+fn spread(src: &[f32], per: usize, tokens: &Range<usize>, out: &mut Vec<f32>) {
+    assert!(!tokens.is_empty() && src.len() >= tokens.end * per);
+    let blocks = tokens.len().div_ceil(T);
+    out.resize(blocks * per * 8, 0.0);
+    for (b, dst) in out.chunks_exact_mut(per * 8).enumerate() {
+        let s: [&[f32]; T] = core::array::from_fn(|i| {
+            let t = (tokens.start + b * T + i).min(tokens.end - 1);
+            &src[t * per..(t + 1) * per]
+        });
+        let mut i = 0;
+        while i + 4 <= per {
+            for j in 0..2 {
+                // SAFETY: i + 4 <= per values of each token; entries i..i + 4 of 8 floats
+                // are inside dst (per * 8).
+                unsafe {
+                    let a = vld1q_f32(s[2 * j].as_ptr().add(i));
+                    let c = vld1q_f32(s[2 * j + 1].as_ptr().add(i));
+                    let (lo, hi) = (vzip1q_f32(a, c), vzip2q_f32(a, c));
+                    let d = dst.as_mut_ptr().add(i * 8 + 4 * j);
+                    vst1q_f32(d, vzip1q_f32(lo, lo));
+                    vst1q_f32(d.add(8), vzip2q_f32(lo, lo));
+                    vst1q_f32(d.add(16), vzip1q_f32(hi, hi));
+                    vst1q_f32(d.add(24), vzip2q_f32(hi, hi));
+                }
+            }
+            i += 4;
+        }
+        for i in i..per {
+            for (j, s) in s.iter().enumerate() {
+                dst[i * 8 + 2 * j] = s[i];
+                dst[i * 8 + 2 * j + 1] = s[i];
+            }
+        }
+    }
+}
+
+/// One pass: rows 8h..8h + 8 of the tile (`w`, `coef`: that half of `Scratch::w` and
+/// `Scratch::coef`) against the 4 tokens of one block (`x`, `dx`, `gx`: that block of the
+/// scratch). Returns the accumulators, row pair p and token pair j at 2p + j, lanes
+/// `[t0 ra, t0 rb, t1 ra, t1 rb]`.
+///
+/// # Safety
+/// The CPU must have NEON and I8MM; the pointers must hold `ng` groups of `G` elements
+/// (`ng * G / 8` chunks for `w`, `x`; 64 values per group for `coef`; 8 per scale for `dx`,
+/// `gx`).
+#[inline(always)]
+unsafe fn pass<const G: usize, const GPD: usize, const MIN: bool>(
+    ng: usize,
+    w: *const i8,
+    x: *const u8,
+    coef: *const i32,
+    dx: *const f32,
+    gx: *const f32,
+) -> [float32x4_t; 8] {
+    let chunks = G / 8;
+    // SAFETY: the reads stay inside what the caller promised (see above); the features are
+    // the caller's promise.
+    unsafe {
+        let zero = vdupq_n_f32(0.0);
+        let mut acc = [zero; 8];
+        let mut a = [zero; 8];
+        for g in 0..ng {
+            // Each group's sums start from its correction.
+            let cg = coef.add(g * 64);
+            let (c0, c1) = (vld1q_s32_x4(cg), vld1q_s32_x4(cg.add(16)));
+            let mut s = [c0.0, c0.1, c0.2, c0.3, c1.0, c1.1, c1.2, c1.3];
+            for c in 0..chunks {
+                let k8 = g * chunks + c;
+                let wv = vld1q_s8_x4(w.add(k8 * 64));
+                let xv = vld1q_u8_x2(x.add(k8 * 32));
+                let wv = [wv.0, wv.1, wv.2, wv.3];
+                let xv = [xv.0, xv.1];
+                for p in 0..4 {
+                    for j in 0..2 {
+                        s[2 * p + j] = usmmla(s[2 * p + j], xv[j], wv[p]);
+                    }
+                }
+            }
+            // Row scales and mins as [a, b, a, b]; token scales and sums as [0, 0, 1, 1].
+            let v = vld1q_f32_x4(cg.add(32).cast());
+            let swv = [v.0, v.1, v.2, v.3];
+            let mwv = if MIN {
+                let v = vld1q_f32_x4(cg.add(48).cast());
+                [v.0, v.1, v.2, v.3]
+            } else {
+                [zero; 4]
+            };
+            let gxv = if MIN {
+                let v = vld1q_f32_x2(gx.add(g * 8));
+                [v.0, v.1]
+            } else {
+                [zero; 2]
+            };
+            if GPD == 1 {
+                let d = vld1q_f32_x2(dx.add(g * 8));
+                let d = [d.0, d.1];
+                for p in 0..4 {
+                    let (swp, mwp) = (swv[p], mwv[p]);
+                    for j in 0..2 {
+                        let v = vcvtq_f32_s32(s[2 * p + j]);
+                        let i = 2 * p + j;
+                        acc[i] = vfmaq_f32(acc[i], v, vmulq_f32(swp, d[j]));
+                        if MIN {
+                            acc[i] = vfmaq_f32(acc[i], mwp, gxv[j]);
+                        }
+                    }
+                }
+            } else {
+                for p in 0..4 {
+                    let (swp, mwp) = (swv[p], mwv[p]);
+                    for j in 0..2 {
+                        let i = 2 * p + j;
+                        a[i] = vfmaq_f32(a[i], vcvtq_f32_s32(s[i]), swp);
+                        if MIN {
+                            a[i] = vfmaq_f32(a[i], mwp, gxv[j]);
+                        }
+                    }
+                }
+                if (g + 1) % GPD == 0 {
+                    let d = vld1q_f32_x2(dx.add(g / GPD * 8));
+                    let d = [d.0, d.1];
+                    for i in 0..8 {
+                        acc[i] = vfmaq_f32(acc[i], a[i], d[i % 2]);
+                        a[i] = zero;
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// All tokens of `tokens`, in blocks of 4, each block as two passes of 8 rows.
+#[target_feature(enable = "neon,i8mm")]
+fn run_typed<const G: usize, const GPD: usize, const MIN: bool>(
+    w: &WeightTile,
+    x: &ActTile,
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    let (n, ng) = (w.n, w.n / G);
+    let (nc, ndx) = (n / 8, x.ndx);
+    SCRATCH.with_borrow_mut(|s| {
+        zip_weights(&w.q, n, &mut s.w);
+        zip_acts(x, &tokens, &mut s.x);
+        spread_rows(w, ng, MIN, &mut s.coef);
+        spread(&x.dx, ndx, &tokens, &mut s.dx);
+        if MIN {
+            spread(&x.gx, ng, &tokens, &mut s.gx);
+        }
+        for b in 0..tokens.len().div_ceil(T) {
+            for h in 0..2 {
+                // SAFETY: the scratch was sized above for ng groups per half and block of
+                // tokens; the features are enabled here.
+                let acc = unsafe {
+                    pass::<G, GPD, MIN>(
+                        ng,
+                        s.w.as_ptr().add(h * nc * 64),
+                        s.x.as_ptr().add(b * nc * 32),
+                        s.coef.as_ptr().add(h * ng * 64),
+                        s.dx.as_ptr().add(b * ndx * 8),
+                        if MIN {
+                            s.gx.as_ptr().add(b * ng * 8)
+                        } else {
+                            s.gx.as_ptr()
+                        },
+                    )
+                };
+                // Token 2j + e of the block is lane pair e of acc[2p + j].
+                for j in 0..2 {
+                    let rows = [
+                        vzip1q_f64(
+                            vreinterpretq_f64_f32(acc[j]),
+                            vreinterpretq_f64_f32(acc[2 + j]),
+                        ),
+                        vzip1q_f64(
+                            vreinterpretq_f64_f32(acc[4 + j]),
+                            vreinterpretq_f64_f32(acc[6 + j]),
+                        ),
+                        vzip2q_f64(
+                            vreinterpretq_f64_f32(acc[j]),
+                            vreinterpretq_f64_f32(acc[2 + j]),
+                        ),
+                        vzip2q_f64(
+                            vreinterpretq_f64_f32(acc[4 + j]),
+                            vreinterpretq_f64_f32(acc[6 + j]),
+                        ),
+                    ];
+                    for e in 0..2 {
+                        let t = b * T + 2 * j + e;
+                        if t < tokens.len() {
+                            let o = &mut out[t * TILE_ROWS + 8 * h..t * TILE_ROWS + 8 * h + 8];
+                            // SAFETY: 8 floats of `o`.
+                            unsafe {
+                                vst1q_f32(o.as_mut_ptr(), vreinterpretq_f32_f64(rows[2 * e]));
+                                vst1q_f32(
+                                    o.as_mut_ptr().add(4),
+                                    vreinterpretq_f32_f64(rows[2 * e + 1]),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The tile kernel for the formats of [`Format::of`].
+///
+/// # Safety
+/// The CPU must have NEON and I8MM.
+pub(super) unsafe fn run(
+    f: &Format,
+    w: &WeightTile,
+    x: &ActTile,
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    check(f, w, x, &tokens, out);
+    if tokens.is_empty() {
+        return;
+    }
+    // SAFETY: the features are the caller's promise; `check` passed.
+    unsafe {
+        match (f.group, f.groups_per_dx, f.min) {
+            (32, 1, false) => run_typed::<32, 1, false>(w, x, tokens, out),
+            (32, 1, true) => run_typed::<32, 1, true>(w, x, tokens, out),
+            (32, 8, true) => run_typed::<32, 8, true>(w, x, tokens, out),
+            (16, 16, false) => run_typed::<16, 16, false>(w, x, tokens, out),
+            other => unreachable!("no tile kernel for {other:?}"),
+        }
+    }
+}
+
+/// [`WeightTile::pack`] for this module's features: the rows are unpacked by the portable
+/// code (compiled here, for NEON), then interleaved 4 rows x 16 quads at a time (four
+/// 64-byte row loads, sixteen 4-lane structure stores, each writing one quad of the 4 rows
+/// into its line), and each group's sum of q for 16 rows is one `sdot` per 16 bytes of the
+/// interleaved lines against ones.
+///
+/// # Safety
+/// The CPU must have NEON and DOTPROD.
+#[target_feature(enable = "neon,dotprod")]
+pub(super) unsafe fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
+    crate::tile::unpack_rows(t, f, n, rows, row_bytes);
+    let quads = n / 4;
+    let src: &[i32] = bytemuck::cast_slice(&t.row_q);
+    let dst: &mut [i32] = bytemuck::cast_slice_mut(&mut t.q);
+    assert!(src.len() == quads * TILE_ROWS && dst.len() == quads * TILE_ROWS);
+    let blocks = quads / 16;
+    for b in 0..blocks {
+        for rg in 0..TILE_ROWS / 4 {
+            // SAFETY: row r's quads 16b..16b + 16 are at r * quads + 16b in `src`; quad k of
+            // rows 4rg..4rg + 4 is 4 i32 at k * 16 + 4rg in `dst` (k < quads).
+            unsafe {
+                let v: [int32x4x4_t; 4] = core::array::from_fn(|i| {
+                    vld1q_s32_x4(src.as_ptr().add((4 * rg + i) * quads + 16 * b))
+                });
+                let d = dst.as_mut_ptr().add(16 * b * TILE_ROWS + 4 * rg);
+                macro_rules! quads {
+                    ($m:tt) => {{
+                        let q = int32x4x4_t(v[0].$m, v[1].$m, v[2].$m, v[3].$m);
+                        let d = d.add(4 * $m * TILE_ROWS);
+                        vst4q_lane_s32::<0>(d, q);
+                        vst4q_lane_s32::<1>(d.add(TILE_ROWS), q);
+                        vst4q_lane_s32::<2>(d.add(2 * TILE_ROWS), q);
+                        vst4q_lane_s32::<3>(d.add(3 * TILE_ROWS), q);
+                    }};
+                }
+                quads!(0);
+                quads!(1);
+                quads!(2);
+                quads!(3);
+            }
+        }
+    }
+    for k4 in blocks * 16..quads {
+        for r in 0..TILE_ROWS {
+            dst[k4 * TILE_ROWS + r] = src[r * quads + k4];
+        }
+    }
+    // corr = -128 * (sum of q per row and group), from the interleaved lines: lane r % 4 of
+    // sum r / 4.
+    let ones = vdupq_n_s8(1);
+    let lines: &[[i8; 64]] = bytemuck::cast_slice(&t.q);
+    for (g, lines) in lines.chunks_exact(f.group / 4).enumerate() {
+        let mut s = [vdupq_n_s32(0); 4];
+        for line in lines {
+            // SAFETY: one 64-byte line.
+            let v = unsafe { vld1q_s8_x4(line.as_ptr()) };
+            s[0] = sdot(s[0], v.0, ones);
+            s[1] = sdot(s[1], v.1, ones);
+            s[2] = sdot(s[2], v.2, ones);
+            s[3] = sdot(s[3], v.3, ones);
+        }
+        let c = s.map(|s| vmulq_n_s32(s, -128));
+        let out = &mut t.corr[g * TILE_ROWS..(g + 1) * TILE_ROWS];
+        // SAFETY: 16 i32 of `corr`.
+        unsafe { vst1q_s32_x4(out.as_mut_ptr(), int32x4x4_t(c[0], c[1], c[2], c[3])) };
+    }
 }

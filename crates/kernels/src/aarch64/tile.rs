@@ -30,8 +30,15 @@
 //! Only called through `super::I8MM`, which exists after the features were detected and the
 //! probe passed.
 
+use super::kquants::{f16_pair, k4_scales, ld2, ld4, q4_values, q5_chunk, q6_half, widen_s8};
+use super::legacy::{Weight, heads_one};
 use super::{sdot, usmmla};
+use crate::blocks::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK,
+};
+use crate::scalar::blocks;
 use crate::tile::{ActTile, Format, TILE_ROWS, WeightTile, check};
+use crate::{GgmlType, QK_K};
 
 use core::arch::aarch64::*;
 use std::cell::RefCell;
@@ -224,6 +231,93 @@ fn spread(src: &[f32], per: usize, tokens: &Range<usize>, out: &mut Vec<f32>) {
     }
 }
 
+/// 64 bytes at `*p` in one `ld1` of four registers, `*p` moved past them (LLVM splits
+/// `vld1q_s8_x4` into two `ldp` and adds the offsets: four instructions instead of one).
+///
+/// # Safety
+/// `*p` must be valid for reading 64 bytes.
+#[inline(always)]
+unsafe fn ld1x4(p: &mut *const i8) -> [int8x16_t; 4] {
+    let (a, b, c, d): (int8x16_t, int8x16_t, int8x16_t, int8x16_t);
+    // SAFETY: reads the 64 bytes the caller vouches for.
+    unsafe {
+        core::arch::asm!(
+            "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{p}], #64",
+            p = inout(reg) *p,
+            out("v0") a, out("v1") b, out("v2") c, out("v3") d,
+            options(readonly, nostack, preserves_flags)
+        );
+    }
+    [a, b, c, d]
+}
+
+/// 32 bytes at `*p` in one `ld1` of two registers, `*p` moved past them (see [`ld1x4`]).
+///
+/// # Safety
+/// `*p` must be valid for reading 32 bytes.
+#[inline(always)]
+unsafe fn ld1x2(p: &mut *const u8) -> [uint8x16_t; 2] {
+    let (a, b): (uint8x16_t, uint8x16_t);
+    // SAFETY: reads the 32 bytes the caller vouches for.
+    unsafe {
+        core::arch::asm!(
+            "ld1 {{v4.16b, v5.16b}}, [{p}], #32",
+            p = inout(reg) *p,
+            out("v4") a, out("v5") b,
+            options(readonly, nostack, preserves_flags)
+        );
+    }
+    [a, b]
+}
+
+/// 128 bytes at `p` as 8 i32 vectors, in two `ld1` of four registers (see [`ld1x4`]).
+///
+/// # Safety
+/// `p` must be valid for reading 128 bytes.
+#[inline(always)]
+unsafe fn ld1x8_s32(p: *const i32) -> [int32x4_t; 8] {
+    let r: [int32x4_t; 8];
+    // SAFETY: reads the 128 bytes the caller vouches for.
+    unsafe {
+        let (a, b, c, d, e, f, g, h);
+        core::arch::asm!(
+            "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{p}], #64",
+            "ld1 {{v20.4s, v21.4s, v22.4s, v23.4s}}, [{p}]",
+            p = inout(reg) p => _,
+            out("v16") a, out("v17") b, out("v18") c, out("v19") d,
+            out("v20") e, out("v21") f, out("v22") g, out("v23") h,
+            options(readonly, nostack, preserves_flags)
+        );
+        r = [a, b, c, d, e, f, g, h];
+    }
+    r
+}
+
+/// 128 bytes at `p` as two sets of 4 f32 vectors, in two `ld1` (see [`ld1x4`]) into the
+/// registers of the chunk loads, free at that point. (For the scales alone, without mins,
+/// the `ldp` LLVM makes come out shorter.)
+///
+/// # Safety
+/// `p` must be valid for reading 128 bytes.
+#[inline(always)]
+unsafe fn ld1x8_f32(p: *const f32) -> ([float32x4_t; 4], [float32x4_t; 4]) {
+    let r: ([float32x4_t; 4], [float32x4_t; 4]);
+    // SAFETY: reads the 128 bytes the caller vouches for.
+    unsafe {
+        let (a, b, c, d, e, f, g, h);
+        core::arch::asm!(
+            "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{p}], #64",
+            "ld1 {{v4.4s, v5.4s, v6.4s, v7.4s}}, [{p}]",
+            p = inout(reg) p => _,
+            out("v0") a, out("v1") b, out("v2") c, out("v3") d,
+            out("v4") e, out("v5") f, out("v6") g, out("v7") h,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+        r = ([a, b, c, d], [e, f, g, h]);
+    }
+    r
+}
+
 /// One pass: rows 8h..8h + 8 of the tile (`w`, `coef`: that half of `Scratch::w` and
 /// `Scratch::coef`) against the 4 tokens of one block (`x`, `dx`, `gx`: that block of the
 /// scratch). Returns the accumulators, row pair p and token pair j at 2p + j, lanes
@@ -236,8 +330,8 @@ fn spread(src: &[f32], per: usize, tokens: &Range<usize>, out: &mut Vec<f32>) {
 #[inline(always)]
 unsafe fn pass<const G: usize, const GPD: usize, const MIN: bool>(
     ng: usize,
-    w: *const i8,
-    x: *const u8,
+    mut w: *const i8,
+    mut x: *const u8,
     coef: *const i32,
     dx: *const f32,
     gx: *const f32,
@@ -252,14 +346,10 @@ unsafe fn pass<const G: usize, const GPD: usize, const MIN: bool>(
         for g in 0..ng {
             // Each group's sums start from its correction.
             let cg = coef.add(g * 64);
-            let (c0, c1) = (vld1q_s32_x4(cg), vld1q_s32_x4(cg.add(16)));
-            let mut s = [c0.0, c0.1, c0.2, c0.3, c1.0, c1.1, c1.2, c1.3];
-            for c in 0..chunks {
-                let k8 = g * chunks + c;
-                let wv = vld1q_s8_x4(w.add(k8 * 64));
-                let xv = vld1q_u8_x2(x.add(k8 * 32));
-                let wv = [wv.0, wv.1, wv.2, wv.3];
-                let xv = [xv.0, xv.1];
+            let mut s = ld1x8_s32(cg);
+            for _ in 0..chunks {
+                let wv = ld1x4(&mut w);
+                let xv = ld1x2(&mut x);
                 for p in 0..4 {
                     for j in 0..2 {
                         s[2 * p + j] = usmmla(s[2 * p + j], xv[j], wv[p]);
@@ -267,13 +357,11 @@ unsafe fn pass<const G: usize, const GPD: usize, const MIN: bool>(
                 }
             }
             // Row scales and mins as [a, b, a, b]; token scales and sums as [0, 0, 1, 1].
-            let v = vld1q_f32_x4(cg.add(32).cast());
-            let swv = [v.0, v.1, v.2, v.3];
-            let mwv = if MIN {
-                let v = vld1q_f32_x4(cg.add(48).cast());
-                [v.0, v.1, v.2, v.3]
+            let (swv, mwv) = if MIN {
+                ld1x8_f32(cg.add(32).cast())
             } else {
-                [zero; 4]
+                let v = vld1q_f32_x4(cg.add(32).cast());
+                ([v.0, v.1, v.2, v.3], [zero; 4])
             };
             let gxv = if MIN {
                 let v = vld1q_f32_x2(gx.add(g * 8));
@@ -423,17 +511,158 @@ pub(super) unsafe fn run(
     }
 }
 
-/// [`WeightTile::pack`] for this module's features: the rows are unpacked by the portable
-/// code (compiled here, for NEON), then interleaved 4 rows x 16 quads at a time (four
-/// 64-byte row loads, sixteen 4-lane structure stores, each writing one quad of the 4 rows
-/// into its line), and each group's sum of q for 16 rows is one `sdot` per 16 bytes of the
-/// interleaved lines against ones.
+/// Row `r` of a tile of a 32-element type: its q to `q` (element order), its scales (and
+/// mins) to `sw[g * 16 + r]` (`mw[g * 16 + r]`).
+#[inline]
+#[target_feature(enable = "neon")]
+fn legacy_row<W: Weight>(row: &[u8], q: &mut [i8], sw: &mut [f32], mw: &mut [f32], r: usize) {
+    let b = blocks::<W>(row);
+    let nb = b.len().min(q.len() / QK);
+    assert!(r < TILE_ROWS && sw.len() >= nb * TILE_ROWS && (!W::MIN || mw.len() >= sw.len()));
+    for (g, (b, q)) in b.iter().zip(q.chunks_exact_mut(QK)).enumerate() {
+        let v = b.q();
+        // [d, m] (for the types without m, the next field's bits, unused).
+        let h = heads_one(b);
+        // SAFETY: `q` is one block's 32 bytes; g < nb, so g * 16 + r is inside sw (and mw).
+        unsafe {
+            vst1q_s8_x2(q.as_mut_ptr(), int8x16x2_t(v[0], v[1]));
+            *sw.get_unchecked_mut(g * TILE_ROWS + r) = vgetq_lane_f32::<0>(h);
+            if W::MIN {
+                *mw.get_unchecked_mut(g * TILE_ROWS + r) = vgetq_lane_f32::<1>(h);
+            }
+        }
+    }
+}
+
+/// Row `r` of a Q4_K (or with `Q5`, Q5_K) tile, as [`legacy_row`]: per group of 32 the
+/// scale d * sc and the min -(dmin * m), as the portable `scales_k`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn k4_row<const Q5: bool>(row: &[u8], q: &mut [i8], sw: &mut [f32], mw: &mut [f32], r: usize) {
+    let put = |q: &mut [i8], v: [uint8x16_t; 8]| {
+        // SAFETY: `q` is 128 bytes (half a block).
+        unsafe {
+            let p = q.as_mut_ptr().cast::<u8>();
+            vst1q_u8_x4(p, uint8x16x4_t(v[0], v[1], v[2], v[3]));
+            vst1q_u8_x4(p.add(64), uint8x16x4_t(v[4], v[5], v[6], v[7]));
+        }
+    };
+    assert!(r < TILE_ROWS);
+    // Block i's 8 groups of scales (mins) are sw[i * 128..][..128] (mw), row r of each.
+    let scales =
+        |i: usize, d: [u8; 2], dmin: [u8; 2], s: &[u8; 12], sw: &mut [f32], mw: &mut [f32]| {
+            let sw: &mut [f32; 128] = (&mut sw[128 * i..128 * i + 128]).try_into().unwrap();
+            let mw: &mut [f32; 128] = (&mut mw[128 * i..128 * i + 128]).try_into().unwrap();
+            let (sc, m) = k4_scales(s);
+            let (d, dmin) = f16_pair(d, dmin);
+            for h in 0..2 {
+                let s = vmulq_n_f32(vcvtq_f32_s32(sc[h]), d);
+                let m = vnegq_f32(vmulq_n_f32(vcvtq_f32_s32(m[h]), dmin));
+                let (s, m): ([f32; 4], [f32; 4]) = (lanes(s), lanes(m));
+                for j in 0..4 {
+                    let g = 4 * h + j;
+                    sw[g * TILE_ROWS + r] = s[j];
+                    mw[g * TILE_ROWS + r] = m[j];
+                }
+            }
+        };
+    if Q5 {
+        for (i, (b, q)) in blocks::<BlockQ5K>(row)
+            .iter()
+            .zip(q.chunks_exact_mut(QK_K))
+            .enumerate()
+        {
+            let mut hq = ld2(&b.qh);
+            for (h, q) in q.chunks_exact_mut(128).enumerate() {
+                let v = ld4(&b.qs[64 * h..]);
+                let c0 = q5_chunk([v[0], v[1]], hq);
+                hq = [vshrq_n_u8::<2>(hq[0]), vshrq_n_u8::<2>(hq[1])];
+                let c1 = q5_chunk([v[2], v[3]], hq);
+                hq = [vshrq_n_u8::<2>(hq[0]), vshrq_n_u8::<2>(hq[1])];
+                put(q, [c0[0], c0[1], c0[2], c0[3], c1[0], c1[1], c1[2], c1[3]]);
+            }
+            scales(i, b.d, b.dmin, &b.scales, sw, mw);
+        }
+    } else {
+        for (i, (b, q)) in blocks::<BlockQ4K>(row)
+            .iter()
+            .zip(q.chunks_exact_mut(QK_K))
+            .enumerate()
+        {
+            for (h, q) in q.chunks_exact_mut(128).enumerate() {
+                put(q, q4_values(ld4(&b.qs[64 * h..])));
+            }
+            scales(i, b.d, b.dmin, &b.scales, sw, mw);
+        }
+    }
+}
+
+/// Row `r` of a Q6_K tile, as [`legacy_row`]: per group of 16 the scale d * sc.
+#[inline]
+#[target_feature(enable = "neon")]
+fn q6k_row(row: &[u8], q: &mut [i8], sw: &mut [f32], r: usize) {
+    assert!(r < TILE_ROWS);
+    for (i, (b, q)) in blocks::<BlockQ6K>(row)
+        .iter()
+        .zip(q.chunks_exact_mut(QK_K))
+        .enumerate()
+    {
+        for (h, q) in q.chunks_exact_mut(128).enumerate() {
+            let v = q6_half(b, h);
+            // SAFETY: `q` is 128 bytes (half a block).
+            unsafe {
+                vst1q_s8_x4(q.as_mut_ptr(), int8x16x4_t(v[0], v[1], v[2], v[3]));
+                vst1q_s8_x4(q.as_mut_ptr().add(64), int8x16x4_t(v[4], v[5], v[6], v[7]));
+            }
+        }
+        let (d, _) = f16_pair(b.d, [0, 0]);
+        let sw: &mut [f32; 256] = (&mut sw[256 * i..256 * i + 256]).try_into().unwrap();
+        // SAFETY: 16 bytes.
+        let sc = widen_s8(unsafe { vld1q_s8(b.scales.as_ptr()) });
+        for (k, sc) in sc.into_iter().enumerate() {
+            let s: [f32; 4] = lanes(vmulq_n_f32(vcvtq_f32_s32(sc), d));
+            for j in 0..4 {
+                sw[(4 * k + j) * TILE_ROWS + r] = s[j];
+            }
+        }
+    }
+}
+
+/// A vector's lanes as an array.
+#[inline(always)]
+fn lanes(v: float32x4_t) -> [f32; 4] {
+    // SAFETY: float32x4_t and [f32; 4] have the same size, and every bit pattern is valid.
+    unsafe { core::mem::transmute(v) }
+}
+
+/// [`WeightTile::pack`] for this module's features. The rows are decoded by the NEON
+/// decoders of the one-token kernels (`legacy`'s [`Weight::q`], `kquants`' `q4_values`,
+/// `q5_chunk`, `q6_half`), which give the portable decoding's values, with the scales
+/// converted as there (`fcvtl`, exact) and written straight to their places in the tile;
+/// then interleaved 4 rows x 16 quads at a time (four 64-byte row loads, sixteen 4-lane
+/// structure stores, each writing one quad of the 4 rows into its line); and each group's
+/// sum of q for 16 rows is one `sdot` per 16 bytes of the interleaved lines against ones.
 ///
 /// # Safety
 /// The CPU must have NEON and DOTPROD.
 #[target_feature(enable = "neon,dotprod")]
 pub(super) unsafe fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
-    crate::tile::unpack_rows(t, f, n, rows, row_bytes);
+    crate::tile::shape_weights(t, f, n, rows, row_bytes);
+    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+        let q = &mut t.row_q[r * n..(r + 1) * n];
+        let (sw, mw) = (&mut t.sw[..], &mut t.mw[..]);
+        match f.ty {
+            GgmlType::Q4_0 => legacy_row::<BlockQ4_0>(row, q, sw, mw, r),
+            GgmlType::Q4_1 => legacy_row::<BlockQ4_1>(row, q, sw, mw, r),
+            GgmlType::Q5_0 => legacy_row::<BlockQ5_0>(row, q, sw, mw, r),
+            GgmlType::Q5_1 => legacy_row::<BlockQ5_1>(row, q, sw, mw, r),
+            GgmlType::Q8_0 => legacy_row::<BlockQ8_0>(row, q, sw, mw, r),
+            GgmlType::Q4_K => k4_row::<false>(row, q, sw, mw, r),
+            GgmlType::Q5_K => k4_row::<true>(row, q, sw, mw, r),
+            GgmlType::Q6_K => q6k_row(row, q, sw, r),
+            other => unreachable!("Format::of has no tile format for {other}"),
+        }
+    }
     let quads = n / 4;
     let src: &[i32] = bytemuck::cast_slice(&t.row_q);
     let dst: &mut [i32] = bytemuck::cast_slice_mut(&mut t.q);
@@ -472,9 +701,26 @@ pub(super) unsafe fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8],
     }
     // corr = -128 * (sum of q per row and group), from the interleaved lines: lane r % 4 of
     // sum r / 4.
+    match f.group {
+        32 => corr::<8>(t),
+        16 => corr::<4>(t),
+        other => unreachable!("no tile group of {other}"),
+    }
+}
+
+/// `t.corr` from the interleaved lines of `t.q`, for groups of `L` lines: -128 times the sum
+/// of each row's q in the group, lane r % 4 of sum r / 4 (`L` constant, so that the lines of
+/// a group are one straight run of loads and `sdot`).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn corr<const L: usize>(t: &mut WeightTile) {
     let ones = vdupq_n_s8(1);
     let lines: &[[i8; 64]] = bytemuck::cast_slice(&t.q);
-    for (g, lines) in lines.chunks_exact(f.group / 4).enumerate() {
+    assert!(t.corr.len() * L == lines.len() * TILE_ROWS);
+    for (lines, out) in lines
+        .chunks_exact(L)
+        .zip(t.corr.chunks_exact_mut(TILE_ROWS))
+    {
         let mut s = [vdupq_n_s32(0); 4];
         for line in lines {
             // SAFETY: one 64-byte line.
@@ -485,7 +731,6 @@ pub(super) unsafe fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8],
             s[3] = sdot(s[3], v.3, ones);
         }
         let c = s.map(|s| vmulq_n_s32(s, -128));
-        let out = &mut t.corr[g * TILE_ROWS..(g + 1) * TILE_ROWS];
         // SAFETY: 16 i32 of `corr`.
         unsafe { vst1q_s32_x4(out.as_mut_ptr(), int32x4x4_t(c[0], c[1], c[2], c[3])) };
     }

@@ -152,7 +152,6 @@ fn zip_acts(x: &ActTile, tokens: &Range<usize>, out: &mut Vec<u8>) {
             let t = (tokens.start + b * T + i).min(tokens.end - 1);
             x.u[t * n..].as_ptr()
         });
-        let d = dst.as_mut_ptr();
         let zip = |a: uint8x16_t, b: uint8x16_t| {
             let (a, b) = (vreinterpretq_u64_u8(a), vreinterpretq_u64_u8(b));
             (
@@ -160,33 +159,60 @@ fn zip_acts(x: &ActTile, tokens: &Range<usize>, out: &mut Vec<u8>) {
                 vreinterpretq_u8_u64(vzip2q_u64(a, b)),
             )
         };
-        // 64 elements (8 chunks) at a time, then 16 (2 chunks).
-        let mut k = 0;
-        // SAFETY: each source holds n bytes (a token of u), the block's destination 4n;
-        // k + 64 <= n (or k + 16 <= n) in each loop, and 16 elements of 4 tokens are 64
-        // bytes of the destination at 4k.
+        // 64 elements (8 chunks) at a time, then 16 (2 chunks). The first loop is written out
+        // in assembly: LLVM splits the loads into `ldp` and adds as many instructions for
+        // the addresses as there are for the data.
+        let (mut s, mut d) = (src, dst.as_mut_ptr());
+        // SAFETY: each source holds n bytes (a token of u), the block's destination 4n; the
+        // loops read n bytes of each source and write 4n.
         unsafe {
-            while k + 64 <= n {
-                let u: [uint8x16x4_t; T] = core::array::from_fn(|i| vld1q_u8_x4(src[i].add(k)));
-                let v = |i: usize, m: usize| match m {
-                    0 => u[i].0,
-                    1 => u[i].1,
-                    2 => u[i].2,
-                    _ => u[i].3,
-                };
-                for m in 0..4 {
-                    let (a0, a1) = zip(v(0, m), v(1, m));
-                    let (b0, b1) = zip(v(2, m), v(3, m));
-                    vst1q_u8_x4(d.add(T * (k + 16 * m)), uint8x16x4_t(a0, b0, a1, b1));
-                }
-                k += 64;
+            for _ in 0..n / 64 {
+                // Each token's 64 bytes in one load; per 16 elements, the pairs' two chunks.
+                core::arch::asm!(
+                    "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{s0}], #64",
+                    "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{s1}], #64",
+                    "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{s2}], #64",
+                    "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{s3}], #64",
+                    "zip1 v24.2d, v0.2d, v4.2d",
+                    "zip1 v25.2d, v16.2d, v20.2d",
+                    "zip2 v26.2d, v0.2d, v4.2d",
+                    "zip2 v27.2d, v16.2d, v20.2d",
+                    "st1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{d}], #64",
+                    "zip1 v24.2d, v1.2d, v5.2d",
+                    "zip1 v25.2d, v17.2d, v21.2d",
+                    "zip2 v26.2d, v1.2d, v5.2d",
+                    "zip2 v27.2d, v17.2d, v21.2d",
+                    "st1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{d}], #64",
+                    "zip1 v24.2d, v2.2d, v6.2d",
+                    "zip1 v25.2d, v18.2d, v22.2d",
+                    "zip2 v26.2d, v2.2d, v6.2d",
+                    "zip2 v27.2d, v18.2d, v22.2d",
+                    "st1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{d}], #64",
+                    "zip1 v24.2d, v3.2d, v7.2d",
+                    "zip1 v25.2d, v19.2d, v23.2d",
+                    "zip2 v26.2d, v3.2d, v7.2d",
+                    "zip2 v27.2d, v19.2d, v23.2d",
+                    "st1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{d}], #64",
+                    s0 = inout(reg) s[0],
+                    s1 = inout(reg) s[1],
+                    s2 = inout(reg) s[2],
+                    s3 = inout(reg) s[3],
+                    d = inout(reg) d,
+                    out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                    out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                    out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                    out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                    out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                    options(nostack, preserves_flags)
+                );
             }
-            while k + 16 <= n {
-                let u: [uint8x16_t; T] = core::array::from_fn(|i| vld1q_u8(src[i].add(k)));
+            for _ in 0..n % 64 / 16 {
+                let u: [uint8x16_t; T] = core::array::from_fn(|i| vld1q_u8(s[i]));
+                s = s.map(|p| p.add(16));
                 let (a0, a1) = zip(u[0], u[1]);
                 let (b0, b1) = zip(u[2], u[3]);
-                vst1q_u8_x4(d.add(T * k), uint8x16x4_t(a0, b0, a1, b1));
-                k += 16;
+                vst1q_u8_x4(d, uint8x16x4_t(a0, b0, a1, b1));
+                d = d.add(64);
             }
         }
     }

@@ -57,6 +57,8 @@ pub(super) fn ld4(s: &[u8]) -> [uint8x16_t; 4] {
 /// multiples of 16 cannot be paired: 16 single loads per row and block instead of 8 `ldp`.
 #[inline]
 #[target_feature(enable = "neon")]
+// The pointer is only passed through, never read in the asm: `nomem` is right.
+#[allow(clippy::pointers_in_nomem_asm_block)]
 fn act(b: &BlockQ8K) -> &[i8; QK_K] {
     let mut p = b.qs.as_ptr();
     // SAFETY: the empty template only passes the pointer through a register unchanged.

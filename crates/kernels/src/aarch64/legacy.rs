@@ -360,8 +360,8 @@ unsafe fn quant<const N: usize, W: Weight, const SDOT: bool>(
             let z = vdupq_n_s8(0);
             let q = [decode(a), [z, z]];
             let wh = heads_one(a);
-            for j in 0..N {
-                let b = xs[j].get_unchecked(w.len() - 1);
+            for (j, x) in xs.iter().enumerate() {
+                let b = x.get_unchecked(w.len() - 1);
                 step(j, q, [ld_q8(b.qs()), [z, z]], wh, heads_one(b));
             }
         }

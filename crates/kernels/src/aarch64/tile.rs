@@ -400,23 +400,23 @@ unsafe fn pass<const G: usize, const GPD: usize, const MIN: bool>(
                 let d = [d.0, d.1];
                 for p in 0..4 {
                     let (swp, mwp) = (swv[p], mwv[p]);
-                    for j in 0..2 {
-                        let v = vcvtq_f32_s32(s[2 * p + j]);
+                    for (j, (dj, gj)) in d.into_iter().zip(gxv).enumerate() {
                         let i = 2 * p + j;
-                        acc[i] = vfmaq_f32(acc[i], v, vmulq_f32(swp, d[j]));
+                        let v = vcvtq_f32_s32(s[i]);
+                        acc[i] = vfmaq_f32(acc[i], v, vmulq_f32(swp, dj));
                         if MIN {
-                            acc[i] = vfmaq_f32(acc[i], mwp, gxv[j]);
+                            acc[i] = vfmaq_f32(acc[i], mwp, gj);
                         }
                     }
                 }
             } else {
                 for p in 0..4 {
                     let (swp, mwp) = (swv[p], mwv[p]);
-                    for j in 0..2 {
+                    for (j, gj) in gxv.into_iter().enumerate() {
                         let i = 2 * p + j;
                         a[i] = vfmaq_f32(a[i], vcvtq_f32_s32(s[i]), swp);
                         if MIN {
-                            a[i] = vfmaq_f32(a[i], mwp, gxv[j]);
+                            a[i] = vfmaq_f32(a[i], mwp, gj);
                         }
                     }
                 }

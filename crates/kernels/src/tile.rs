@@ -24,10 +24,10 @@
 //! are then exact, as in the one-token kernels.
 //!
 //! [`run_ref`] is the portable definition of the arithmetic: each output is a chain of f32
-//! fused multiply-adds in group order. SIMD versions (`x86::tile`) do the same operations per
-//! lane and give the same bits. They are *not* bit-identical to the [`crate::VecDotFn`]s
-//! (which accumulate in another order), but within the same per-type bounds of the exact dot
-//! product; the tests check both.
+//! fused multiply-adds in group order. SIMD versions (`x86::tile`, `aarch64::tile`) do the
+//! same operations per lane and give the same bits. They are *not* bit-identical to the
+//! [`crate::VecDotFn`]s (which accumulate in another order), but within the same per-type
+//! bounds of the exact dot product; the tests check both.
 
 use crate::blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1,

@@ -10,22 +10,31 @@
 //! 32-bit zip apart: `zip1.4s` of the 16-byte pieces for rows 0..4 of lines k4 and k4 + 1 is
 //! `[r0 k0..4, r0 k4..8, r1 k0..4, r1 k4..8]`, and `zip2.4s` the same for rows 2, 3. Each
 //! call first rewrites its tile that way into a per-thread scratch (once per 16 rows and up
-//! to 64 tokens, about 0.4 instructions per 256 multiply-adds), and the activations likewise
-//! into token pairs (`zip1.2d`/`zip2.2d` of two tokens' 16 bytes), with their scales spread
-//! over the lanes they scale. The inner loop is then only loads and `usmmla`.
+//! to 64 tokens: about 0.5 instructions per 256 multiply-adds at 64 tokens), the activations
+//! likewise into token pairs (`zip1.2d`/`zip2.2d` of two tokens' 16 bytes, 1.6), and the
+//! corrections, scales and mins, and the tokens' scales and sums, into the lanes of the 2 x 2
+//! sums they go with (`[t0 ra, t0 rb, t1 ra, t1 rb]`: row values as `[a, b, a, b]`, token
+//! values as `[0, 0, 1, 1]`; 1.5 together). The inner loop is then only whole-vector loads
+//! and arithmetic.
 //!
 //! A pass is 8 rows x 4 tokens: 8 accumulators of 2 x 2 sums (row pairs x token pairs), with
-//! 8 float accumulators beside them (16 more for the K-quants' per-256 sums), which fits the
-//! 32 vector registers; a 16 x 4 pass would need 32 accumulators alone. Per group of 32
-//! elements and pass: 32 `usmmla` for 1024 multiply-adds, 6 loads of the operands, and per
-//! accumulator one start from the group's correction (`ld1r` of the row pair's two i32,
-//! which lands in the `[t0 ra, t0 rb, t1 ra, t1 rb]` order of the sums), a conversion, a
-//! multiply of the row scales by the token scales and an FMA.
+//! 8 float accumulators beside them (16 for the K-quants' per-256 sums), which fits the 32
+//! vector registers; a 16 x 4 pass would need 32 accumulators alone. Per group of 32
+//! elements and pass (1024 multiply-adds): 32 `usmmla`; 8 single `ld1` of the operands and 2
+//! of the corrections, which start the sums; per accumulator a conversion, a multiply of the
+//! row scales by the token scales and an FMA (the min's FMA besides); about 78 instructions,
+//! 19.5 per 256. (The multi-register `ld1` are written as assembly: LLVM splits
+//! `vld1q_s8_x4` into `ldp` pairs and adds their addresses, some 10 instructions more per
+//! group.) Counted under qemu (`bench/arm_insn`), a whole call of 16 rows x 64 tokens is 23
+//! instructions per 256 for Q4_0 and Q8_0, 25 for Q4_K and Q5_K, 29 for Q6_K; ggml's i8mm
+//! `gemm` kernels 32-34, 51-68 and 57.
 //!
-//! ggml does the same product with the same instruction in `ggml_gemm_q4_0_4x8_q8_0` (its
-//! `repack.cpp`), on weights repacked at load time into 4-row blocks of 8-byte slices and
-//! activations quantized straight into a 4-token interleave (`block_q8_0x4`); here both
-//! operands come from the portable tiles, so the file's weights stay as they are.
+//! ggml does the same product in `ggml_gemm_q4_0_4x8_q8_0` (its `repack.cpp`) with `smmla`
+//! (signed activations), on weights repacked at load time into 4-row blocks of 8-byte slices
+//! and activations quantized straight into a 4-token interleave (`block_q8_0x4`). Here both
+//! operands come from the portable tiles, so the file's weights stay as they are, and the
+//! unsigned activations of the tile (y + 128, for `vpdpbusd`) are used as they are, with the
+//! tile's correction.
 //!
 //! Only called through `super::I8MM`, which exists after the features were detected and the
 //! probe passed.

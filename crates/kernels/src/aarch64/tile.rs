@@ -26,8 +26,9 @@
 //! 19.5 per 256. (The multi-register `ld1` are written as assembly: LLVM splits
 //! `vld1q_s8_x4` into `ldp` pairs and adds their addresses, some 10 instructions more per
 //! group.) Counted under qemu (`bench/arm_insn`), a whole call of 16 rows x 64 tokens is 23
-//! instructions per 256 for Q4_0 and Q8_0, 25 for Q4_K and Q5_K, 29 for Q6_K; ggml's i8mm
-//! `gemm` kernels 32-34, 51-68 and 57.
+//! instructions per 256 for Q4_0, Q5_0 and Q8_0, 27.7 for Q4_1 and Q5_1, 25.3 for Q4_K and
+//! Q5_K, 29.5 for Q6_K; ggml's i8mm `gemm` kernels take 33.7 (Q4_0), 32.2 (Q8_0), 51.2
+//! (Q4_K), 68.1 (Q5_K) and 57.3 (Q6_K).
 //!
 //! ggml does the same product in `ggml_gemm_q4_0_4x8_q8_0` (its `repack.cpp`) with `smmla`
 //! (signed activations), on weights repacked at load time into 4-row blocks of 8-byte slices

@@ -24,10 +24,10 @@
 //! are then exact, as in the one-token kernels.
 //!
 //! [`run_ref`] is the portable definition of the arithmetic: each output is a chain of f32
-//! fused multiply-adds in group order. SIMD versions (`x86::tile`) do the same operations per
-//! lane and give the same bits. They are *not* bit-identical to the [`crate::VecDotFn`]s
-//! (which accumulate in another order), but within the same per-type bounds of the exact dot
-//! product; the tests check both.
+//! fused multiply-adds in group order. SIMD versions (`x86::tile`, `aarch64::tile`) do the
+//! same operations per lane and give the same bits. They are *not* bit-identical to the
+//! [`crate::VecDotFn`]s (which accumulate in another order), but within the same per-type
+//! bounds of the exact dot product; the tests check both.
 
 use crate::blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1,
@@ -296,6 +296,31 @@ pub struct TileKernels {
 /// is compiled for the instance's target features.
 #[inline(always)]
 pub(crate) fn unpack_rows(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
+    let ng = n / f.group;
+    shape_weights(t, f, n, rows, row_bytes);
+    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+        let q = &mut t.row_q[r * n..(r + 1) * n];
+        unpack_row(f.ty, row, q, &mut t.row_sw, &mut t.row_mw);
+        for g in 0..ng {
+            t.sw[g * TILE_ROWS + r] = t.row_sw[g];
+            if f.min {
+                t.mw[g * TILE_ROWS + r] = t.row_mw[g];
+            }
+        }
+    }
+}
+
+/// Sizes a [`WeightTile`] for [`TILE_ROWS`] rows of `n` elements and zeroes what the rows of
+/// `rows` do not fill: the q (in `row_q`) of missing rows, every scale and min (the present
+/// rows' are then written). Panics if the sizes disagree.
+#[inline(always)]
+pub(crate) fn shape_weights(
+    t: &mut WeightTile,
+    f: &Format,
+    n: usize,
+    rows: &[u8],
+    row_bytes: usize,
+) {
     assert!(
         n.is_multiple_of(f.group) && n.is_multiple_of(4),
         "tile: row length {n}"
@@ -317,16 +342,6 @@ pub(crate) fn unpack_rows(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8],
     t.row_q[present * n..].fill(0);
     t.row_sw.resize(ng, 0.0);
     t.row_mw.resize(ng, 0.0);
-    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
-        let q = &mut t.row_q[r * n..(r + 1) * n];
-        unpack_row(f.ty, row, q, &mut t.row_sw, &mut t.row_mw);
-        for g in 0..ng {
-            t.sw[g * TILE_ROWS + r] = t.row_sw[g];
-            if f.min {
-                t.mw[g * TILE_ROWS + r] = t.row_mw[g];
-            }
-        }
-    }
 }
 
 /// The portable body of [`WeightTile::pack`].

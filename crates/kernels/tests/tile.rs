@@ -89,7 +89,11 @@ fn packed_tiles_hold_the_dequantized_values() {
 
 #[test]
 fn simd_tile_kernels_give_the_reference_bits() {
-    let tables: Vec<&Kernels> = Kernels::avx512().into_iter().collect();
+    // Every SIMD table of this CPU that has tile kernels (x86: AVX-512; aarch64: i8mm).
+    let tables: Vec<&Kernels> = Kernels::simd_tables()
+        .into_iter()
+        .filter(|k| k.tile.is_some())
+        .collect();
     if tables.is_empty() {
         // No table here has a tile kernel: nothing to compare, and nothing is counted.
         println!("no table with a tile kernel on this CPU");
@@ -97,10 +101,12 @@ fn simd_tile_kernels_give_the_reference_bits() {
     }
     let mut r = rng(32);
     for table in tables {
-        let tk = table.tile.expect("the AVX-512 table has a tile kernel");
+        let tk = table.tile.expect("filtered on tile kernels");
         for ty in tile_types() {
             let f = Format::of(ty).unwrap();
-            for n in [256, 512, 1536] {
+            // Rows of whole 64-element pieces, and (32-element blocks) one with a rest.
+            let short = (ty.block_size() < 256).then_some(96);
+            for n in [256, 512, 1536].into_iter().chain(short) {
                 let n_tokens = 11;
                 let (w, x) = case(ty, n, 13, n_tokens, &mut r);
                 let (t, a) = (pack(&f, n, &w), acts(&f, n, n_tokens, &x));
@@ -140,6 +146,7 @@ fn simd_tile_kernels_give_the_reference_bits() {
                 }
             }
         }
+        println!("{}: tile packing and kernel give the reference", table.isa);
     }
 }
 

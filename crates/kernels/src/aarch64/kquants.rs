@@ -35,7 +35,7 @@ fn ld(s: &[u8]) -> uint8x16_t {
 /// 32 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn ld2(s: &[u8]) -> [uint8x16_t; 2] {
+pub(super) fn ld2(s: &[u8]) -> [uint8x16_t; 2] {
     let s = &s[..32];
     // SAFETY: `s` has 32 readable bytes; ld1 has no alignment requirement.
     let v = unsafe { vld1q_u8_x2(s.as_ptr()) };
@@ -45,7 +45,7 @@ fn ld2(s: &[u8]) -> [uint8x16_t; 2] {
 /// 64 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn ld4(s: &[u8]) -> [uint8x16_t; 4] {
+pub(super) fn ld4(s: &[u8]) -> [uint8x16_t; 4] {
     let s = &s[..64];
     // SAFETY: `s` has 64 readable bytes; ld1 has no alignment requirement.
     let v = unsafe { vld1q_u8_x4(s.as_ptr()) };
@@ -57,6 +57,8 @@ fn ld4(s: &[u8]) -> [uint8x16_t; 4] {
 /// multiples of 16 cannot be paired: 16 single loads per row and block instead of 8 `ldp`.
 #[inline]
 #[target_feature(enable = "neon")]
+// The pointer is only passed through, never read in the asm: `nomem` is right.
+#[allow(clippy::pointers_in_nomem_asm_block)]
 fn act(b: &BlockQ8K) -> &[i8; QK_K] {
     let mut p = b.qs.as_ptr();
     // SAFETY: the empty template only passes the pointer through a register unchanged.
@@ -113,7 +115,7 @@ fn bsums_dot(s: [int16x8_t; 2], m: [int16x8_t; 2]) -> i32 {
 /// run-time feature check on every block.
 #[inline]
 #[target_feature(enable = "neon")]
-fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
+pub(super) fn f16_pair(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
     let bits = u64::from(u16::from_le_bytes(a)) | (u64::from(u16::from_le_bytes(b)) << 16);
     let h = vcreate_u16(bits);
     let f: float32x4_t;
@@ -151,7 +153,7 @@ fn opaque<const K: usize>(mut v: [int8x16_t; K]) -> [int8x16_t; K] {
 /// Bytes as i32 in four vectors (lanes 0..4, 4..8, 8..12, 12..16).
 #[inline]
 #[target_feature(enable = "neon")]
-fn widen_s8(v: int8x16_t) -> [int32x4_t; 4] {
+pub(super) fn widen_s8(v: int8x16_t) -> [int32x4_t; 4] {
     let (lo, hi) = (vmovl_s8(vget_low_s8(v)), vmovl_high_s8(v));
     [
         vmovl_s16(vget_low_s16(lo)),
@@ -171,7 +173,7 @@ fn u32_at(s: &[u8; 12], k: usize) -> u32 {
 /// `scales_mins_k4` with word operations (as ggml's kmask decoding).
 #[inline]
 #[target_feature(enable = "neon")]
-fn k4_scales(s: &[u8; 12]) -> ([int32x4_t; 2], [int32x4_t; 2]) {
+pub(super) fn k4_scales(s: &[u8; 12]) -> ([int32x4_t; 2], [int32x4_t; 2]) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
     const LOW2: u32 = 0x0303_0303;
@@ -209,7 +211,7 @@ fn q3_scales(s: &[u8; 12]) -> int8x16_t {
 /// low nibbles of the first 32 bytes, their high nibbles, then the same for the next 32.
 #[inline]
 #[target_feature(enable = "neon")]
-fn q4_values(q: [uint8x16_t; 4]) -> [uint8x16_t; 8] {
+pub(super) fn q4_values(q: [uint8x16_t; 4]) -> [uint8x16_t; 8] {
     let m4 = vdupq_n_u8(0x0F);
     [
         vandq_u8(q[0], m4),
@@ -236,7 +238,7 @@ fn s8(v: [uint8x16_t; 8]) -> [int8x16_t; 8] {
 /// 1 (high nibbles).
 #[inline]
 #[target_feature(enable = "neon")]
-fn q5_chunk(q: [uint8x16_t; 2], hq: [uint8x16_t; 2]) -> [uint8x16_t; 4] {
+pub(super) fn q5_chunk(q: [uint8x16_t; 2], hq: [uint8x16_t; 2]) -> [uint8x16_t; 4] {
     let m5 = vdupq_n_u8(0x1F);
     // Insert bit 0 at bit 4 above the low nibble, resp. (shifted by 3) bit 1 at bit 4 below
     // the high nibble moved down; the bits above 4 that come along are masked off.
@@ -248,7 +250,7 @@ fn q5_chunk(q: [uint8x16_t; 2], hq: [uint8x16_t; 2]) -> [uint8x16_t; 4] {
 /// The 128 Q6_K values of half `h` of a block as signed -32..=31, in element order.
 #[inline]
 #[target_feature(enable = "neon")]
-fn q6_half(a: &BlockQ6K, h: usize) -> [int8x16_t; 8] {
+pub(super) fn q6_half(a: &BlockQ6K, h: usize) -> [int8x16_t; 8] {
     let l = ld4(&a.ql[64 * h..]);
     let [h0, h1] = ld2(&a.qh[32 * h..]);
     let (h0s, h1s) = (vshrq_n_u8::<2>(h0), vshrq_n_u8::<2>(h1));

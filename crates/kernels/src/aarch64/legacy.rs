@@ -92,13 +92,13 @@ fn heads<B: bytemuck::Pod>(a: &B, b: &B) -> float32x4_t {
 
 /// As [`heads`] for a last odd block: [d0, m0, 0, 0], so that the empty half adds nothing.
 #[inline(always)]
-fn heads_one<B: bytemuck::Pod>(a: &B) -> float32x4_t {
+pub(super) fn heads_one<B: bytemuck::Pod>(a: &B) -> float32x4_t {
     // SAFETY: register-only intrinsics; NEON is part of the aarch64 target.
     unsafe { fcvtl(vreinterpret_u16_u32(vcreate_u32(head(a) as u64))) }
 }
 
 /// An activation block of the 32-element quants.
-trait Act: bytemuck::Pod {
+pub(super) trait Act: bytemuck::Pod {
     fn qs(&self) -> &[i8; QK];
 }
 
@@ -130,7 +130,7 @@ fn prod_i16(q: [int8x16_t; 2], y: [int8x16_t; 2]) -> int16x8_t {
 }
 
 /// A weight block of the 32-element quants.
-trait Weight: bytemuck::Pod {
+pub(super) trait Weight: bytemuck::Pod {
     /// The activation block it pairs with.
     type X: Act;
     /// Whether the second f16 is a minimum m, whose term m * s_x is added per block
@@ -360,8 +360,8 @@ unsafe fn quant<const N: usize, W: Weight, const SDOT: bool>(
             let z = vdupq_n_s8(0);
             let q = [decode(a), [z, z]];
             let wh = heads_one(a);
-            for j in 0..N {
-                let b = xs[j].get_unchecked(w.len() - 1);
+            for (j, x) in xs.iter().enumerate() {
+                let b = x.get_unchecked(w.len() - 1);
                 step(j, q, [ld_q8(b.qs()), [z, z]], wh, heads_one(b));
             }
         }

@@ -28,6 +28,7 @@ install() {
     local need=()
     [[ -x /usr/bin/rustc && -x /usr/bin/cargo ]] && /usr/bin/rustc --version | grep -q 'rustc 1\.9[6-9]' ||
         need+=(rustc-web cargo-web)
+    [[ -x /usr/bin/clippy-driver ]] || need+=(rust-web-clippy)
     [[ -d /usr/lib/rustlib/$TARGET ]] || need+=(libstd-rust-web-dev:arm64)
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
     command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
@@ -64,6 +65,10 @@ MODEL_TESTS=(-p lingqiao-model --test golden_llamacpp --test qwen3_tiny)
 build() {
     echo "== aarch64 build ($($RUSTC --version))"
     $CARGO build --release --target $TARGET -p lingqiao-cli
+    # The aarch64 code is invisible to the native clippy run; Debian's clippy of the same
+    # version checks it (/usr/bin first, or rustup's clippy-driver of another version is used).
+    PATH=/usr/bin:$PATH $CARGO clippy --release --target $TARGET -p lingqiao-kernels \
+        -p lingqiao-pool -p lingqiao-gguf --all-targets -- -D warnings
     $CARGO test --release --target $TARGET --no-run "${KERNEL_TESTS[@]}"
     $CARGO test --release --target $TARGET --no-run "${MODEL_TESTS[@]}"
 }

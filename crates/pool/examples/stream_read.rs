@@ -18,6 +18,8 @@ use std::time::Instant;
 
 const LEN: usize = 1 << 30;
 const REGION: usize = 9 << 20;
+/// Software prefetch distance (x86-64 only: this experiment's prefetch is `_mm_prefetch`).
+#[cfg(target_arch = "x86_64")]
 const PREFETCH_AHEAD: usize = 2048;
 
 /// One byte of every cache line of `buf[range]`, prefetching `PREFETCH_AHEAD` ahead.

@@ -118,9 +118,9 @@ pub enum Isa {
     Avx512,
     /// aarch64 Advanced SIMD (ARMv8.0: Cortex-A53/A55, every 64-bit Arm core).
     Neon,
-    /// aarch64 with SDOT/UDOT (ARMv8.2 dotprod: most phones since 2018).
+    /// aarch64 with SDOT/UDOT (ARMv8.2 dotprod: most phones since 2018), prompt tiles included.
     Dotprod,
-    /// aarch64 with SMMLA/UMMLA (ARMv8.6 i8mm: recent phones), for prompt tiles.
+    /// aarch64 with SMMLA/UMMLA (ARMv8.6 i8mm: recent phones), for faster prompt tiles.
     I8mm,
 }
 
@@ -223,7 +223,7 @@ impl Kernels {
         }
     }
 
-    /// The aarch64 i8mm table (dotprod plus SMMLA prompt tiles), if the CPU has both and the
+    /// The aarch64 i8mm table (dotprod with its prompt tiles on USMMLA), if the CPU has both and the
     /// table passed its probe.
     pub fn i8mm() -> Option<&'static Kernels> {
         #[cfg(target_arch = "aarch64")]

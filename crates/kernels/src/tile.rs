@@ -18,6 +18,9 @@
 //!   weights at load time (`ggml_gemm_q4_0_8x8_q8_0` and friends in its `repack.cpp`); we
 //!   unpack per matmul instead, which costs a few percent of a prompt and leaves the weights
 //!   as they are in the file, so decoding and memory are unchanged.
+//! - The same layout is what Arm's `sdot` by element wants (`aarch64::tile`): a 16-byte
+//!   quarter of a line is 4 rows x 4 elements, multiplied with the 4 bytes of one lane of a
+//!   token's 16 (dotprod table); the i8mm table regroups the lines for `usmmla` instead.
 //!
 //! Because the activations are offset by 128 to be unsigned, each group's integer sum starts
 //! from -128 * (sum of the row's q in the group), computed when the tile is packed; the sums

@@ -89,7 +89,7 @@ fn packed_tiles_hold_the_dequantized_values() {
 
 #[test]
 fn simd_tile_kernels_give_the_reference_bits() {
-    // Every SIMD table of this CPU that has tile kernels (x86: AVX-512; aarch64: i8mm).
+    // Every SIMD table of this CPU that has tile kernels (x86: AVX-512; aarch64: dotprod, i8mm).
     let tables: Vec<&Kernels> = Kernels::simd_tables()
         .into_iter()
         .filter(|k| k.tile.is_some())

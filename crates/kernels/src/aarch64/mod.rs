@@ -3,9 +3,10 @@
 //! - **neon** (ARMv8.0 Advanced SIMD: Cortex-A53/A55 in watches and low-end phones): every
 //!   weight type, one-token and four-token, the activation quantizers, attention and SwiGLU.
 //! - **dotprod** (ARMv8.2 SDOT: most phones since 2018): the neon table with the integer
-//!   products of the quantized types done by `sdot`.
-//! - **i8mm** (ARMv8.6 SMMLA/USMMLA: recent phones): the dotprod table plus prompt tiles
-//!   ([`crate::tile`]) on `usmmla`, as the AVX-512 table runs them on `vpdpbusd`.
+//!   products of the quantized types done by `sdot`, and prompt tiles ([`crate::tile`]) on
+//!   `sdot` by element, as the AVX-512 table runs them on `vpdpbusd`.
+//! - **i8mm** (ARMv8.6 SMMLA/USMMLA: recent phones): the dotprod table with its prompt tiles
+//!   on `usmmla` instead.
 //!
 //! Each `#[target_feature]` kernel is wrapped in a safe function that is only placed in a
 //! table after `is_aarch64_feature_detected!` confirmed its features and the table passed a
@@ -58,6 +59,26 @@ pub(super) fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t 
             acc = inout(vreg) acc,
             a = in(vreg) a,
             b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// `acc +` the dot products of each 4 signed bytes of `a` with the 4 signed bytes in lane `J`
+/// (0..4) of `b`, in 4 i32 lanes (SDOT by element: `sdot vd.4s, vn.16b, vm.4b[J]`).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+pub(super) fn sdot_lane<const J: u32>(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    const { assert!(J < 4) };
+    // SAFETY: sdot only reads and writes the three registers; the feature is enabled.
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[{j}]",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            j = const J,
             options(pure, nomem, nostack, preserves_flags)
         );
     }
@@ -217,16 +238,22 @@ const DOTPROD: Kernels = Kernels {
     q5_k: dotprod_k::q5_k_q8_k::one,
     q6_k: dotprod_k::q6_k_q8_k::one,
     x4: dotprod_x4,
+    tile: Some(crate::tile::TileKernels {
+        pack: tile_safe::pack,
+        run: tile_safe::run_dotprod,
+    }),
     ..NEON
 };
 
-/// Safe wrappers of the i8mm tile kernels, for the table.
+/// Safe wrappers of the tile kernels, for the dotprod and i8mm tables.
 mod tile_safe {
     use crate::tile::{ActTile, Format, WeightTile};
     use std::ops::Range;
 
-    // SAFETY (each): only reachable through the i8mm table, which exists only after its
-    // features were detected and its probe passed.
+    // SAFETY (each): `pack` and `run_dotprod` need NEON and DOTPROD, `run` NEON, DOTPROD and
+    // I8MM; each is only reachable through a table that has them (`pack` the dotprod and the
+    // i8mm table, `run_dotprod` the dotprod table, `run` the i8mm table), which exists only
+    // after its features were detected and its probe passed.
     pub(super) fn pack(t: &mut WeightTile, f: &Format, n: usize, rows: &[u8], row_bytes: usize) {
         unsafe { super::tile::pack(t, f, n, rows, row_bytes) }
     }
@@ -238,6 +265,15 @@ mod tile_safe {
         out: &mut [f32],
     ) {
         unsafe { super::tile::run(f, w, x, tokens, out) }
+    }
+    pub(super) fn run_dotprod(
+        f: &Format,
+        w: &WeightTile,
+        x: &ActTile,
+        tokens: Range<usize>,
+        out: &mut [f32],
+    ) {
+        unsafe { super::tile::run_dotprod(f, w, x, tokens, out) }
     }
 }
 

@@ -1,7 +1,36 @@
-//! The i8mm tile kernel (see [`crate::tile`]): `usmmla` multiplies a 2 x 8 matrix of
-//! unsigned bytes (two tokens' activations, y + 128) by the transpose of a 2 x 8 matrix of
-//! signed bytes (two weight rows' q) into a 2 x 2 block of i32 sums, 32 multiply-adds per
-//! instruction. Each lane then does exactly what [`crate::tile::run_ref`] does for its row
+//! The tile kernels (see [`crate::tile`]) of the dotprod and the i8mm table, and their
+//! packing ([`pack`], NEON and DOTPROD, for both tables).
+//!
+//! ## dotprod: `sdot` by element ([`run_dotprod`])
+//!
+//! The portable tile is already what `sdot vd.4s, vn.16b, vm.4b[j]` wants: a 16-byte quarter
+//! of a line is 4 consecutive elements of 4 rows, and lane j of a token's 16 bytes is its
+//! elements 4j..4j + 4, which line j of the 16 elements holds. So the kernel reads the tile
+//! as it is: per 16 elements, 16 weight vectors (4 lines), per token one vector of
+//! activations and 16 `sdot`, one per vector of rows, into 4 accumulators of 4 rows each.
+//! `sdot` is signed x signed: the activations are made signed again (y = u ^ 0x80, one `eor`
+//! per 16 bytes), so the sums are those of y * q themselves, which are exactly the
+//! reference's corrected sums of u * q (the tile's `corr` is not needed), and the float
+//! chain of [`crate::tile::run_ref`] then runs lane by lane (row) per token: the same bits.
+//! A pass is 16 rows x 2 tokens: 8 integer and 8 float accumulators (16 for the K-quants'
+//! per-256 sums) beside 4 weight and 2 activation vectors fit the 32 registers, where 4
+//! tokens would need 32 accumulators alone. Per group of 32 elements and pass (1024
+//! multiply-adds): 64 `sdot`, 8 `ld1` of weight lines, 4 loads and `eor` of activations, and
+//! per accumulator a zeroing, a conversion, a multiply of the row scales by the token's
+//! scale and an FMA (the min's FMA besides). Counted under qemu (`bench/arm_insn`), a whole
+//! call of 16 rows x 64 tokens is 30.6 instructions per 256 for Q4_0, Q5_0 and Q8_0, 33.4
+//! for Q4_1 and Q5_1, 33.9 for Q4_K and Q5_K, 38.3 for Q6_K; ggml's dotprod `gemm` kernels
+//! take 39.7 (Q4_0), 33.7 (Q8_0), 63.9 (Q4_K), 74.4 (Q5_K) and 63.2 (Q6_K).
+//!
+//! ggml's counterpart is `ggml_gemm_q4_0_4x4_q8_0` (its `repack.cpp`), also `sdot` by
+//! element, on weights repacked at load time into 4-row blocks and activations quantized
+//! into a 4-token interleave; here both come from the portable tiles.
+//!
+//! ## i8mm: `usmmla` ([`run`])
+//!
+//! `usmmla` multiplies a 2 x 8 matrix of unsigned bytes (two tokens' activations, y + 128)
+//! by the transpose of a 2 x 8 matrix of signed bytes (two weight rows' q) into a 2 x 2
+//! block of i32 sums, 32 multiply-adds per instruction. Each lane then does exactly what [`crate::tile::run_ref`] does for its row
 //! and token, so the results are the same bits.
 //!
 //! The portable tile ([`WeightTile`]) keeps 4 consecutive elements of the 16 rows in one
@@ -37,12 +66,12 @@
 //! unsigned activations of the tile (y + 128, for `vpdpbusd`) are used as they are, with the
 //! tile's correction.
 //!
-//! Only called through `super::I8MM`, which exists after the features were detected and the
-//! probe passed.
+//! Only called through `super::DOTPROD` and `super::I8MM` (each kernel through the tables
+//! with its features), which exist after the features were detected and the probe passed.
 
 use super::kquants::{f16_pair, k4_scales, ld2, ld4, q4_values, q5_chunk, q6_half, widen_s8};
 use super::legacy::{Weight, heads_one};
-use super::{sdot, usmmla};
+use super::{sdot, sdot_lane, usmmla};
 use crate::blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK,
 };
@@ -542,6 +571,187 @@ pub(super) unsafe fn run(
             (32, 1, true) => run_typed::<32, 1, true>(w, x, tokens, out),
             (32, 8, true) => run_typed::<32, 8, true>(w, x, tokens, out),
             (16, 16, false) => run_typed::<16, 16, false>(w, x, tokens, out),
+            other => unreachable!("no tile kernel for {other:?}"),
+        }
+    }
+}
+
+/// Tokens per pass of the dotprod kernel: 16 rows x 2 tokens are 8 accumulators of sums,
+/// 8 of floats (16 for the K-quants' per-256 sums) beside 4 weight vectors and 2 tokens'
+/// activations, which fits the 32 vector registers; 4 tokens would not.
+const DT: usize = 2;
+
+/// One pass of the dotprod kernel: the 16 rows of the tile (`q`, `sw`, `mw`: its lines,
+/// scales and mins) against 2 tokens (`u`: their activations, y + 128; `dx`, `gx`: their
+/// scales and group sums). Returns the accumulators, row vector i (rows 4i..4i + 4) and
+/// token j at `[i][j]`.
+///
+/// Per 16 elements: 4 lines of 4 vectors (4 rows x 4 elements each) and per token its 16
+/// bytes, made signed (y = u ^ 0x80); `sdot` by element multiplies a vector's 4 rows with
+/// lane m of a token (its elements 4m..4m + 4), which line m holds. The sums are then exactly
+/// the sums of y * q, which are the reference's corrected sums of u * q: no correction.
+/// Each line is one `ld1` of four registers ([`ld1x4`]; the `ldp` pairs LLVM makes of
+/// `vld1q_s8` cost 1.25 instructions more per 256 multiply-adds).
+///
+/// # Safety
+/// The CPU must have NEON and DOTPROD; `q` must hold `ng * G * 16` bytes, `sw` (and `mw` if
+/// `MIN`) `ng * 16` values, each `u` `ng * G` bytes, each `dx` `ng / GPD` values and each
+/// `gx` (if `MIN`) `ng` values.
+#[inline(always)]
+unsafe fn dot_pass<const G: usize, const GPD: usize, const MIN: bool>(
+    ng: usize,
+    mut q: *const i8,
+    sw: *const f32,
+    mw: *const f32,
+    mut u: [*const u8; DT],
+    dx: [*const f32; DT],
+    gx: [*const f32; DT],
+) -> [[float32x4_t; DT]; 4] {
+    // SAFETY: the reads stay inside what the caller promised (see above); the features are
+    // the caller's promise.
+    unsafe {
+        let flip = vdupq_n_u8(0x80);
+        let zero = vdupq_n_f32(0.0);
+        let mut acc = [[zero; DT]; 4];
+        let mut a = [[zero; DT]; 4];
+        for g in 0..ng {
+            let mut s = [[vdupq_n_s32(0); DT]; 4];
+            for _ in 0..G / 16 {
+                let y: [int8x16_t; DT] =
+                    core::array::from_fn(|j| vreinterpretq_s8_u8(veorq_u8(vld1q_u8(u[j]), flip)));
+                u = u.map(|p| p.add(16));
+                macro_rules! line {
+                    ($m:literal) => {{
+                        let l = ld1x4(&mut q);
+                        for i in 0..4 {
+                            for j in 0..DT {
+                                s[i][j] = sdot_lane::<$m>(s[i][j], l[i], y[j]);
+                            }
+                        }
+                    }};
+                }
+                line!(0);
+                line!(1);
+                line!(2);
+                line!(3);
+            }
+            // run_ref's chain, lane by lane (row) for each token.
+            let swv: [float32x4_t; 4] = core::array::from_fn(|i| vld1q_f32(sw.add(g * 16 + 4 * i)));
+            let mwv: [float32x4_t; 4] = if MIN {
+                core::array::from_fn(|i| vld1q_f32(mw.add(g * 16 + 4 * i)))
+            } else {
+                [zero; 4]
+            };
+            let gxj: [f32; DT] = if MIN {
+                core::array::from_fn(|j| *gx[j].add(g))
+            } else {
+                [0.0; DT]
+            };
+            if GPD == 1 {
+                let d: [f32; DT] = core::array::from_fn(|j| *dx[j].add(g));
+                for i in 0..4 {
+                    for j in 0..DT {
+                        let v = vcvtq_f32_s32(s[i][j]);
+                        acc[i][j] = vfmaq_f32(acc[i][j], v, vmulq_n_f32(swv[i], d[j]));
+                        if MIN {
+                            acc[i][j] = vfmaq_n_f32(acc[i][j], mwv[i], gxj[j]);
+                        }
+                    }
+                }
+            } else {
+                for i in 0..4 {
+                    for j in 0..DT {
+                        a[i][j] = vfmaq_f32(a[i][j], vcvtq_f32_s32(s[i][j]), swv[i]);
+                        if MIN {
+                            a[i][j] = vfmaq_n_f32(a[i][j], mwv[i], gxj[j]);
+                        }
+                    }
+                }
+                if (g + 1) % GPD == 0 {
+                    let d: [f32; DT] = core::array::from_fn(|j| *dx[j].add(g / GPD));
+                    for i in 0..4 {
+                        for j in 0..DT {
+                            acc[i][j] = vfmaq_n_f32(acc[i][j], a[i][j], d[j]);
+                            a[i][j] = zero;
+                        }
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// All tokens of `tokens`, 2 at a time (a last odd token computed twice, stored once).
+#[target_feature(enable = "neon,dotprod")]
+fn dot_typed<const G: usize, const GPD: usize, const MIN: bool>(
+    w: &WeightTile,
+    x: &ActTile,
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    let (n, ng, ndx) = (w.n, w.n / G, x.ndx);
+    assert!(n.is_multiple_of(16) && w.q.len() == n * TILE_ROWS && x.u.len() >= x.n_tokens * n);
+    assert!(w.sw.len() == ng * TILE_ROWS && (!MIN || w.mw.len() == ng * TILE_ROWS));
+    assert!(x.dx.len() >= x.n_tokens * ndx && (!MIN || x.gx.len() >= x.n_tokens * ng));
+    assert!(tokens.end <= x.n_tokens && out.len() >= tokens.len() * TILE_ROWS);
+    for (b, t0) in tokens.clone().step_by(DT).enumerate() {
+        let ts: [usize; DT] = core::array::from_fn(|j| (t0 + j).min(tokens.end - 1));
+        // SAFETY: every token of `ts` is below x.n_tokens, so its activations, scales and sums
+        // are inside the asserted lengths; the tile's are ng groups; the features are enabled.
+        let acc = unsafe {
+            dot_pass::<G, GPD, MIN>(
+                ng,
+                w.q.as_ptr(),
+                w.sw.as_ptr(),
+                w.mw.as_ptr(),
+                ts.map(|t| x.u.as_ptr().add(t * n)),
+                ts.map(|t| x.dx.as_ptr().add(t * ndx)),
+                ts.map(|t| {
+                    if MIN {
+                        x.gx.as_ptr().add(t * ng)
+                    } else {
+                        x.gx.as_ptr()
+                    }
+                }),
+            )
+        };
+        for j in 0..DT {
+            let t = b * DT + j;
+            if t < tokens.len() {
+                let o = &mut out[t * TILE_ROWS..(t + 1) * TILE_ROWS];
+                for (i, acc) in acc.iter().enumerate() {
+                    // SAFETY: 4 floats at 4i of the 16 of `o`.
+                    unsafe { vst1q_f32(o.as_mut_ptr().add(4 * i), acc[j]) };
+                }
+            }
+        }
+    }
+}
+
+/// The dotprod tile kernel (indexed `sdot` on the portable tile as it is) for the formats
+/// of [`Format::of`].
+///
+/// # Safety
+/// The CPU must have NEON and DOTPROD.
+pub(super) unsafe fn run_dotprod(
+    f: &Format,
+    w: &WeightTile,
+    x: &ActTile,
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    check(f, w, x, &tokens, out);
+    if tokens.is_empty() {
+        return;
+    }
+    // SAFETY: the features are the caller's promise; `check` passed.
+    unsafe {
+        match (f.group, f.groups_per_dx, f.min) {
+            (32, 1, false) => dot_typed::<32, 1, false>(w, x, tokens, out),
+            (32, 1, true) => dot_typed::<32, 1, true>(w, x, tokens, out),
+            (32, 8, true) => dot_typed::<32, 8, true>(w, x, tokens, out),
+            (16, 16, false) => dot_typed::<16, 16, false>(w, x, tokens, out),
             other => unreachable!("no tile kernel for {other:?}"),
         }
     }

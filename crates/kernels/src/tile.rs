@@ -486,6 +486,22 @@ pub fn fill_token(f: &Format, xq: &[u8], u: &mut [u8], dx: &mut [f32], gx: &mut 
 pub type TileRunFn =
     fn(f: &Format, w: &WeightTile, x: &ActTile, tokens: Range<usize>, out: &mut [f32]);
 
+/// Calls `$kernel::<GROUP, GROUPS_PER_DX, MIN>($args)` for the tile format `$f`: the SIMD
+/// tile kernels are compiled per format shape, and this is the one place that maps a
+/// [`Format`] to its shape.
+macro_rules! dispatch_format {
+    ($f:expr, $kernel:ident($($args:expr),*)) => {
+        match ($f.group, $f.groups_per_dx, $f.min) {
+            (32, 1, false) => $kernel::<32, 1, false>($($args),*),
+            (32, 1, true) => $kernel::<32, 1, true>($($args),*),
+            (32, 8, true) => $kernel::<32, 8, true>($($args),*),
+            (16, 16, false) => $kernel::<16, 16, false>($($args),*),
+            other => unreachable!("no tile kernel for {other:?}"),
+        }
+    };
+}
+pub(crate) use dispatch_format;
+
 /// Checks the shapes a tile kernel relies on. Panics on a mismatch (a bug in the caller).
 pub(crate) fn check(f: &Format, w: &WeightTile, x: &ActTile, tokens: &Range<usize>, out: &[f32]) {
     let ng = w.n / f.group;

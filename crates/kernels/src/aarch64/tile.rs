@@ -565,15 +565,7 @@ pub(super) unsafe fn run(
         return;
     }
     // SAFETY: the features are the caller's promise; `check` passed.
-    unsafe {
-        match (f.group, f.groups_per_dx, f.min) {
-            (32, 1, false) => run_typed::<32, 1, false>(w, x, tokens, out),
-            (32, 1, true) => run_typed::<32, 1, true>(w, x, tokens, out),
-            (32, 8, true) => run_typed::<32, 8, true>(w, x, tokens, out),
-            (16, 16, false) => run_typed::<16, 16, false>(w, x, tokens, out),
-            other => unreachable!("no tile kernel for {other:?}"),
-        }
-    }
+    unsafe { crate::tile::dispatch_format!(f, run_typed(w, x, tokens, out)) }
 }
 
 /// Tokens per pass of the dotprod kernel: 16 rows x 2 tokens are 8 accumulators of sums,
@@ -746,15 +738,7 @@ pub(super) unsafe fn run_dotprod(
         return;
     }
     // SAFETY: the features are the caller's promise; `check` passed.
-    unsafe {
-        match (f.group, f.groups_per_dx, f.min) {
-            (32, 1, false) => dot_typed::<32, 1, false>(w, x, tokens, out),
-            (32, 1, true) => dot_typed::<32, 1, true>(w, x, tokens, out),
-            (32, 8, true) => dot_typed::<32, 8, true>(w, x, tokens, out),
-            (16, 16, false) => dot_typed::<16, 16, false>(w, x, tokens, out),
-            other => unreachable!("no tile kernel for {other:?}"),
-        }
-    }
+    unsafe { crate::tile::dispatch_format!(f, dot_typed(w, x, tokens, out)) }
 }
 
 /// Row `r` of a tile of a 32-element type: its q to `q` (element order), its scales (and

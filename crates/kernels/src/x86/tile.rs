@@ -226,13 +226,5 @@ pub(super) unsafe fn run(
 ) {
     check(f, w, x, &tokens, out);
     // SAFETY: the features are the caller's promise; `check` passed.
-    unsafe {
-        match (f.group, f.groups_per_dx, f.min) {
-            (32, 1, false) => run_typed::<32, 1, false>(w, x, tokens, out),
-            (32, 1, true) => run_typed::<32, 1, true>(w, x, tokens, out),
-            (32, 8, true) => run_typed::<32, 8, true>(w, x, tokens, out),
-            (16, 16, false) => run_typed::<16, 16, false>(w, x, tokens, out),
-            other => unreachable!("no tile kernel for {other:?}"),
-        }
-    }
+    unsafe { crate::tile::dispatch_format!(f, run_typed(w, x, tokens, out)) }
 }

@@ -26,7 +26,8 @@
 # (bench/kernels/table.py: ours against ggml per type and kind, with the CPU, its clock and
 # one thread's read bandwidth from `lingqiao bench --bandwidth -t 1`).
 #
-# Usage: bash bench/kernels/run.sh
+# Usage: bash bench/kernels/run.sh          (build, measure, write both files)
+#        bash bench/kernels/run.sh table    (only the bandwidth and the .md, from the CSV)
 # Environment: DATE (default today), ROUNDS (3: ours and ggml's alternate, each row is
 # its best round), REPEATS (5 timings a round), TYPES (e.g. Q4_0,Q4_K; default all),
 # OURS_ISA (e.g. avx2; default every table), CACHE_KIB (192), STREAM_MIB (512),
@@ -54,6 +55,8 @@ has() { for f in "$@"; do [[ $flags == *" $f "* ]] || return 1; done; }
 CPU="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') (family $(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ') model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '))"
 echo "cpu: $CPU" >&2
 
+csv=$RESULTS/$DATE-decode-kernels.csv
+if [[ ${1:-} != table ]]; then
 # --- ggml: source and one build per x86 level --------------------------------------------
 src=$LLAMACPP_DIR/src
 if [[ ! -f $src/vendor/llama.cpp/ggml/src/ggml-cpu/arch/x86/quants.c ]]; then
@@ -136,7 +139,6 @@ OURS=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/kernel_speed
 # --- run --------------------------------------------------------------------------------------
 # ROUNDS rounds, ours and ggml's alternating, so that both meet the machine's load at its
 # best and at its worst; each row of the CSV is its best round (the highest GB/s).
-csv=$RESULTS/$DATE-decode-kernels.csv
 raw=$CACHE/$DATE-rounds.csv
 args=(--repeats "$REPEATS" --cache-kib "$CACHE_KIB" --stream-mib "$STREAM_MIB")
 [[ -n ${TYPES:-} ]] && args+=(--types "$TYPES")
@@ -169,6 +171,8 @@ with open(sys.argv[2], "w", newline="") as f:
 PY
 echo "wrote $csv (best of $ROUNDS rounds; every round in $raw)" >&2
 
+fi
+
 # --- one thread's read bandwidth and the table ------------------------------------------------
 LINGQIAO_BIN=${LINGQIAO_BIN:-$ROOT/target/release/lingqiao}
 bw=""
@@ -178,7 +182,8 @@ if [[ -x $LINGQIAO_BIN ]]; then
         sed -n 's/.*1 thread: \([0-9.]*\) GB\/s.*/\1/p' | sort -g | tail -1)
 fi
 cpuflags=$(for f in avx2 avx512f avx512bw avx512vl avx512_vnni avx512_bf16 gfni; do
-    has "$f" && printf '%s ' "$f"; done)
+    if has "$f"; then printf '%s ' "$f"; fi
+done)
 md=$RESULTS/$DATE-decode-kernels.md
 python3 "$HERE/table.py" "$csv" --cpu "$CPU" --flags "${cpuflags% }" --bandwidth "${bw:-}" \
     --cache-kib "$CACHE_KIB" --stream-mib "$STREAM_MIB" >"$md"

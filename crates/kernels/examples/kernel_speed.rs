@@ -9,7 +9,7 @@
 //!   instruction throughput: a kernel whose in-cache speed is not well above the core's DRAM
 //!   read bandwidth cannot reach that bandwidth when decoding.
 //! - `stream`: a matrix of at least 512 MiB (`--stream-mib`; more than any last-level cache),
-//!   passed over a few times front to back. No prefetching beyond what the kernel and the
+//!   one pass front to back per timing. No prefetching beyond what the kernel and the
 //!   hardware do.
 //!
 //! Shapes: cols = 896 for F32, F16, BF16 and the 32-element types (qwen2.5-0.5b's hidden
@@ -22,13 +22,18 @@
 //! cycle, so the four-token kernel counts 4 per weight. The core clock is measured at start
 //! and at the end (the larger is used, both printed): a chain of dependent register adds
 //! (`add r, 1`, one per cycle on every x86-64 and Arm core since long ago) timed against the
-//! wall clock, best of several; under a hypervisor this is still the core's clock, unlike the
-//! TSC. Every figure is the best of `--repeats` timings (the machines we measure on run
-//! other jobs too).
+//! wall clock, the fastest of 200 short chains; under a hypervisor this is still the core's
+//! clock, unlike the TSC.
+//!
+//! Noise: the machines we measure on run other jobs. Each timing is made of chunks of about
+//! a millisecond (in cache: that many passes over the matrix; streamed: 4 MiB of rows), and
+//! chunks during which this thread was switched out (`getrusage` counts a context switch)
+//! are dropped; every figure is the best of `--repeats` such timings (of one pass each when
+//! streamed), and `bench/kernels/run.sh` keeps the best of several runs.
 //!
 //! Data: random weight bytes with every f16 scale set to 0.01 (random bits could be
 //! inf/NaN; the kernels have no data-dependent branches, so the values do not change the
-//! speed), floats in [-1, 1); activations are random f32 rows quantized with
+//! speed), float weights of magnitude in [0.5, 1) with random signs; activations are random f32 rows quantized with
 //! `quantize_row(vec_dot_type(ty))` as the model does. Memory comes from `mmap` with
 //! `MADV_HUGEPAGE`, as the runtime's weights do.
 //!

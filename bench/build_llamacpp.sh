@@ -9,11 +9,15 @@
 # come from one llama.cpp.
 #
 # CPU features are set by hand (GGML_NATIVE=OFF) so the build is the same on every machine
-# of this project's kind: all of AVX/AVX2/FMA/F16C/BMI2, AVX-VNNI and AVX-512 F/CD/VL/DQ/BW
-# with VBMI, VNNI and BF16 on; AMX off (the CPUs list it but AMX instructions fault).
-# Everything else is llama.cpp's default (OpenMP, llamafile sgemm, CPU repack).
+# of this project's kind with the same instruction sets. Two levels, by what /proc/cpuinfo
+# lists: with AVX-512 F/BW/VL/VNNI, all of AVX/AVX2/FMA/F16C/BMI2, AVX-VNNI and AVX-512
+# F/CD/VL/DQ/BW with VBMI, VNNI and BF16 on; without (e.g. Zen 3), AVX/AVX2/FMA/F16C/BMI2
+# only (a build with AVX-512 would stop on an illegal instruction there). AMX is off (the
+# CPUs list it but AMX instructions fault). Everything else is llama.cpp's default (OpenMP,
+# llamafile sgemm, CPU repack). The flags of the build are kept in
+# build/lingqiao-flags.txt; a build for the other level is reconfigured and rebuilt.
 #
-# Idempotent: exits at once when all the binaries exist. Usage:
+# Idempotent: exits at once when all the binaries exist for this CPU's level. Usage:
 #   bash bench/build_llamacpp.sh          # JOBS=2 by default; JOBS=1 on a busy machine
 set -euo pipefail
 
@@ -25,8 +29,28 @@ BIN=$BUILD/bin
 JOBS=${JOBS:-2}
 TARGETS=(llama-bench llama-completion llama-simple llama-quantize llama-perplexity)
 
+# The instruction-set flags for this CPU (see the header).
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { for f in "$@"; do [[ $cpu_flags == *" $f "* ]] || return 1; done; }
+ISA_FLAGS=(-DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
+if has avx512f avx512bw avx512vl avx512_vnni; then
+    ISA_FLAGS+=(
+        -DGGML_AVX_VNNI=ON
+        -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON
+    )
+else
+    ISA_FLAGS+=(
+        -DGGML_AVX_VNNI=OFF
+        -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF
+    )
+fi
+
 all_built=1
 for t in "${TARGETS[@]}"; do [[ -x $BIN/$t ]] || all_built=0; done
+if [[ -f $BUILD/lingqiao-flags.txt ]] && ! grep -qxF -- "${ISA_FLAGS[-1]}" "$BUILD/lingqiao-flags.txt"; then
+    echo "llama.cpp in $BUILD was built for another instruction set level: rebuilding"
+    all_built=0
+fi
 if ((all_built)); then
     echo "llama.cpp already built in $BIN"
     exit 0
@@ -64,9 +88,7 @@ FLAGS=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=OFF
     -DGGML_NATIVE=OFF
-    -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-    -DGGML_AVX_VNNI=ON
-    -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON
+    "${ISA_FLAGS[@]}"
     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
     -DGGML_CCACHE=OFF
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF

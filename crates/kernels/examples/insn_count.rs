@@ -17,6 +17,8 @@
 //! - `vec_dot/TYPE`: the table's one-token kernel, one weight row x one token.
 //! - `x4/TYPE`: the four-token kernel (`vec_dot_x4_fn`), one row x 4 tokens, where the table
 //!   has one.
+//! - `r4/TYPE`: the four-row kernel (`vec_dot_r4_fn`, decoding's), 4 rows x one token, where
+//!   the table has one.
 //! - `tile/TYPE`: the tile kernel (`tile.run`), 16 rows x 64 tokens (one call of `ops`'
 //!   `TILE_TOKENS`), where the table has tiles and the type a tile format.
 //! - `tile_pack/TYPE`: `tile.pack` of 16 rows (paid once per 16 rows per matmul, shared by
@@ -44,6 +46,7 @@ const TILE_TOKENS: usize = 64;
 enum Kind {
     VecDot,
     X4,
+    R4,
     Tile,
     TilePack,
     TileFill,
@@ -66,6 +69,11 @@ fn kernels(k: &Kernels) -> Vec<(String, Kind, GgmlType, usize)> {
     for ty in WEIGHT_TYPES {
         if k.vec_dot_x4_fn(ty).is_some() {
             v.push((format!("x4/{}", tname(ty)), Kind::X4, ty, 4 * blocks));
+        }
+    }
+    for ty in WEIGHT_TYPES {
+        if k.vec_dot_r4_fn(ty).is_some() {
+            v.push((format!("r4/{}", tname(ty)), Kind::R4, ty, 4 * blocks));
         }
     }
     if k.tile.is_some() {
@@ -194,6 +202,16 @@ fn main() {
             let mut o = [0f32; 4];
             for _ in 0..reps {
                 f(N, black_box(&w), black_box(&x), &mut o);
+                sink += o[0];
+            }
+        }
+        Kind::R4 => {
+            let w = weights(k, ty, 4, &mut r);
+            let x = acts(k, vdt, 1, &mut r);
+            let f = k.vec_dot_r4_fn(ty).unwrap();
+            let mut o = [0f32; 4];
+            for _ in 0..reps {
+                f(N, black_box(&w), wb, black_box(&x), &[], &mut o);
                 sink += o[0];
             }
         }

@@ -1,7 +1,8 @@
 //! How fast each decode product kind runs on one core, with its weights in cache and
 //! streamed from memory: for every weight type and every kernel table this CPU has (scalar,
-//! avx2, avx512 on x86-64; neon, dotprod, i8mm on aarch64), the one-token kernel (the
-//! table's `VecDotFn` over every row of a matrix: a decode matvec) and the four-token kernel
+//! avx2, avx512 on x86-64; neon, dotprod, i8mm on aarch64), the one-token kernel (a decode
+//! matvec as `ops` runs it: the table's four-row `VecDotR4Fn` over every four rows of a
+//! matrix where it has one, else its `VecDotFn` over every row) and the four-token kernel
 //! (`(kernels.x4)(ty)` over every row against 4 activation rows), each in two places:
 //!
 //! - `cache`: a matrix of about 192 KiB (`--cache-kib`), L2-resident (Zen 3 has 512 KiB of L2
@@ -298,11 +299,29 @@ fn rows_for(bytes: usize, row_bytes: usize, round_up: bool) -> usize {
     rows.max(8)
 }
 
-/// One pass of the one-token kernel over every row of `w`.
-fn pass_1tok(f: lingqiao_kernels::VecDotFn, cols: usize, rb: usize, w: &[u8], x: &[u8]) -> f32 {
+/// The one-token kernels decoding runs: the table's four-row kernel where it has one (see
+/// `lingqiao_kernels::VecDotR4Fn`), else its one-row kernel.
+#[derive(Clone, Copy)]
+struct OneToken {
+    one: lingqiao_kernels::VecDotFn,
+    r4: Option<lingqiao_kernels::VecDotR4Fn>,
+}
+
+/// One pass of the one-token kernel over every row of `w` (rows are a multiple of 8), four
+/// rows a call where the table has a four-row kernel, as decoding runs it (without its
+/// software prefetch: no prefetching beyond what the hardware does).
+fn pass_1tok(f: OneToken, cols: usize, rb: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut s = 0f32;
+    if let Some(r4) = f.r4 {
+        let mut out = [0f32; 4];
+        for rows in w.chunks_exact(4 * rb) {
+            r4(cols, rows, rb, x, &[], &mut out);
+            s += out[0] + out[3];
+        }
+        return s;
+    }
     for row in w.chunks_exact(rb) {
-        s += f(cols, row, x);
+        s += (f.one)(cols, row, x);
     }
     s
 }
@@ -433,7 +452,10 @@ fn main() {
         for &k in &tables {
             let x = activations(k, ty, cols, 4, &mut rng);
             let x1 = &x[..x.len() / 4];
-            let one = k.vec_dot_fn(ty);
+            let one = OneToken {
+                one: k.vec_dot_fn(ty),
+                r4: k.vec_dot_r4_fn(ty),
+            };
             let four = k.vec_dot_x4_fn(ty);
             for stream in [false, true] {
                 let (w, rows): (&[u8], usize) = if stream {

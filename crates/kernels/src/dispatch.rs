@@ -21,6 +21,15 @@ pub type VecDotX4Fn = fn(n: usize, w: &[u8], x: &[u8], out: &mut [f32; 4]);
 /// table's [`VecDotFn`].
 pub type VecDotPfFn = fn(n: usize, w: &[u8], x: &[u8], pf: &[u8]) -> f32;
 
+/// Four consecutive weight rows (`w` holds them back to back, each `row_bytes` long) against
+/// one activation row `x`: `out[i]` must equal, bit for bit, the table's [`VecDotFn`] on
+/// row `i`. Decoding runs these, so the activations are loaded and their scales converted
+/// once for four rows, and four independent accumulations hide each other's latency. Like
+/// [`VecDotPfFn`], the kernel asks for the cache lines of `pf` (usually the next four rows,
+/// some way ahead) spread evenly over its blocks: a region four blocks long per block.
+pub type VecDotR4Fn =
+    fn(n: usize, w: &[u8], row_bytes: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]);
+
 /// Activations (f32) into one row of an activation type: `src.len()` elements, whole blocks,
 /// into exactly that row's bytes of `dst`. Every table's quantizers give the scalar bytes.
 pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
@@ -51,6 +60,9 @@ pub struct Kernels {
     pub x4: fn(GgmlType) -> Option<VecDotX4Fn>,
     /// The prefetching one-row kernel for a weight type, where this table has one.
     pub pf: fn(GgmlType) -> Option<VecDotPfFn>,
+    /// The four-row kernel for a weight type, where this table has one; decoding falls back
+    /// to one [`VecDotFn`] call per row otherwise.
+    pub r4: fn(GgmlType) -> Option<VecDotR4Fn>,
     /// ggml's x86 `quantize_row_q8_0` (see [`crate::quantize_row`]).
     pub quantize_q8_0: QuantizeFn,
     /// ggml's x86 `quantize_row_q8_1`.
@@ -76,6 +88,10 @@ pub(crate) fn no_pf(_: GgmlType) -> Option<VecDotPfFn> {
     None
 }
 
+pub(crate) fn no_r4(_: GgmlType) -> Option<VecDotR4Fn> {
+    None
+}
+
 pub(crate) const SCALAR: Kernels = Kernels {
     isa: "scalar",
     f32: scalar::vec_dot_f32,
@@ -95,6 +111,7 @@ pub(crate) const SCALAR: Kernels = Kernels {
     q8_k: scalar::vec_dot_q8_k_q8_k,
     x4: no_x4,
     pf: no_pf,
+    r4: no_r4,
     quantize_q8_0: scalar::quantize_row_q8_0,
     quantize_q8_1: scalar::quantize_row_q8_1,
     quantize_q8_k: scalar::quantize_row_q8_k,
@@ -321,6 +338,11 @@ impl Kernels {
     #[inline]
     pub fn vec_dot_pf_fn(&self, ty: GgmlType) -> Option<VecDotPfFn> {
         (self.pf)(ty)
+    }
+
+    /// The four-row kernel for `ty`, if this table has one (see [`VecDotR4Fn`]).
+    pub fn vec_dot_r4_fn(&self, ty: GgmlType) -> Option<VecDotR4Fn> {
+        (self.r4)(ty)
     }
 
     /// See [`crate::vec_dot`].

@@ -47,7 +47,7 @@ mod test_util {
     }
 }
 
-pub use dispatch::{Isa, Kernels, VecDotFn, VecDotPfFn, VecDotX4Fn};
+pub use dispatch::{Isa, Kernels, VecDotFn, VecDotPfFn, VecDotR4Fn, VecDotX4Fn};
 pub use lingqiao_gguf::{GgmlType, QK_K};
 
 /// Errors from the checked entry points. The hot path ([`vec_dot`]) does not return these: its

@@ -252,6 +252,8 @@ pub fn matmul_segments_with(
         x4: Option<crate::VecDotX4Fn>,
         /// The prefetching one-row kernel, for rows longer than [`LONG_ROW`].
         pf: Option<crate::VecDotPfFn>,
+        /// The four-row kernel, for decoding (where there is no prefetching kernel).
+        r4: Option<crate::VecDotR4Fn>,
         tile: Option<(Format, &'a ActTile, crate::tile::TileKernels)>,
         /// Token ranges and whether they run as tiles: a segment long enough for this
         /// format's tiles is one tile run; the tokens between such segments are one
@@ -306,6 +308,7 @@ pub fn matmul_segments_with(
             dot: k.vec_dot_fn(w.ty),
             x4: k.vec_dot_x4_fn(w.ty),
             pf: k.vec_dot_pf_fn(w.ty).filter(|_| w_row > LONG_ROW),
+            r4: k.vec_dot_r4_fn(w.ty),
             tile,
             runs,
             chunk,
@@ -334,9 +337,27 @@ pub fn matmul_segments_with(
             let o = unsafe { j.out.slice(rows.clone()) };
             let x = &j.xq[..j.x_row];
             let len = j.w.data.len();
+            let mut o = o;
+            let mut w_rows = w_rows;
+            let mut first = rows.start;
+            if let (Some(r4), None) = (j.r4, j.pf) {
+                // Four rows a call, which asks for the next four rows' worth of bytes
+                // PREFETCH_AHEAD past the end of these a few lines per block (one burst of
+                // four rows' lines per call was slower).
+                let quads = o.len() / 4;
+                for q in 0..quads {
+                    let at = (first + 4 * q + 4) * j.w_row + PREFETCH_AHEAD;
+                    let pf = &j.w.data[at.min(len)..(at + 4 * j.w_row).min(len)];
+                    let out4: &mut [f32; 4] = (&mut o[4 * q..4 * q + 4]).try_into().expect("4");
+                    r4(cols, &w_rows[4 * q * j.w_row..], j.w_row, x, pf, out4);
+                }
+                o = &mut o[4 * quads..];
+                w_rows = &w_rows[4 * quads * j.w_row..];
+                first += 4 * quads;
+            }
             for (i, (o, wr)) in o.iter_mut().zip(w_rows.chunks_exact(j.w_row)).enumerate() {
                 // The row's worth of bytes PREFETCH_AHEAD on, cut at the matrix's end.
-                let ahead = (rows.start + i) * j.w_row + PREFETCH_AHEAD;
+                let ahead = (first + i) * j.w_row + PREFETCH_AHEAD;
                 let pf_bytes = &j.w.data[ahead.min(len)..(ahead + j.w_row).min(len)];
                 *o = match j.pf {
                     Some(pf) => pf(cols, wr, x, pf_bytes),

@@ -195,6 +195,51 @@ fn prefetching_kernels_equal_single_ones_on_random_data() {
     );
 }
 
+/// Every four-row kernel (decoding's) gives, for each of its rows, the bits of the table's
+/// one-row kernel on that row: a token's result must not depend on how its rows were
+/// grouped. Rows of every length up to 40 blocks, with a gap between rows (row_bytes larger
+/// than the row) as well as without.
+#[test]
+fn four_row_kernels_equal_single_ones_on_random_data() {
+    let mut r = rng(29);
+    let mut checked = 0;
+    for table in tables() {
+        for ty in FIXTURE_TYPES {
+            let Some(r4) = table.vec_dot_r4_fn(ty) else {
+                continue;
+            };
+            for trial in 0..60 {
+                let n = ty.block_size() * (1 + trial % 40);
+                let rows: Vec<Vec<u8>> = (0..4).map(|_| random_weights(ty, n, &mut r)).collect();
+                let (_, x) = random_activations(ty, n, &mut r);
+                let gap = if trial % 2 == 0 { 0 } else { 64 };
+                let rb = rows[0].len() + gap;
+                let mut w = vec![0u8; 4 * rb];
+                for (i, row) in rows.iter().enumerate() {
+                    w[i * rb..i * rb + row.len()].copy_from_slice(row);
+                }
+                let mut got = [0f32; 4];
+                r4(n, &w, rb, &x, &rows[0], &mut got);
+                for (i, row) in rows.iter().enumerate() {
+                    let want = table.vec_dot(ty, n, row, &x);
+                    assert_eq!(
+                        got[i].to_bits(),
+                        want.to_bits(),
+                        "{} {ty} n={n} row {i}: {} vs vec_dot {want}",
+                        table.isa,
+                        got[i]
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 0 || Kernels::avx2().is_none(),
+        "the AVX2 table has four-row kernels"
+    );
+}
+
 /// The tables that have four-token kernels, and the types they have them for.
 fn x4_cases() -> Vec<(&'static Kernels, GgmlType)> {
     let mut cases = Vec::new();

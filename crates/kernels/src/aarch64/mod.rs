@@ -25,7 +25,7 @@ mod legacy;
 mod quantize;
 mod tile;
 
-use crate::dispatch::{Kernels, SCALAR, VecDotX4Fn, no_pf};
+use crate::dispatch::{Kernels, SCALAR, VecDotX4Fn, no_pf, no_r4};
 use bytemuck::Pod;
 use core::arch::aarch64::*;
 use lingqiao_gguf::GgmlType;
@@ -216,6 +216,7 @@ const NEON: Kernels = Kernels {
     q8_k: SCALAR.q8_k,
     x4: neon_x4,
     pf: no_pf,
+    r4: no_r4,
     quantize_q8_0: quantize_safe::q8_0,
     quantize_q8_1: quantize_safe::q8_1,
     quantize_q8_k: quantize_safe::q8_k,

@@ -295,6 +295,245 @@ pub(super) fn vec_dot_q5_1_q8_1<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     unsafe { unsigned_q8_1::<N, BlockQ5_1>(n, w, x, out) }
 }
 
+/// Four consecutive weight rows of `W` blocks (each `rb` bytes of `w`) and one activation
+/// row, cut to the whole blocks all of them have.
+#[inline(always)]
+fn rows4<'a, W: bytemuck::Pod, X: bytemuck::Pod>(
+    n: usize,
+    w: &'a [u8],
+    rb: usize,
+    x: &'a [u8],
+) -> ([&'a [W]; 4], &'a [X]) {
+    let ws: [&[W]; 4] = core::array::from_fn(|r| {
+        crate::scalar::blocks::<W>(w.get(r * rb..(r + 1) * rb).unwrap_or(&[]))
+    });
+    let xs = crate::scalar::blocks::<X>(x);
+    let nb = ws
+        .iter()
+        .fold((n / QK).min(xs.len()), |m, r| m.min(r.len()));
+    (ws.map(|r| &r[..nb]), &xs[..nb])
+}
+
+/// At block `i` of a four-row kernel, asks for the cache lines of four blocks' worth of `pf`
+/// from `4 * i` blocks on: over a row's blocks, four rows' worth (see [`crate::VecDotR4Fn`]).
+/// One prefetch per 64 bytes from the region's start, without a loop (the region is at most
+/// 4 x 34 bytes), and nothing at or past `pf`'s end.
+#[inline(always)]
+fn prefetch4<B>(pf: &[u8], i: usize) {
+    let size = 4 * size_of::<B>();
+    let at = i * size;
+    let mut line = 0;
+    while line < size {
+        if at + line >= pf.len() {
+            break;
+        }
+        // SAFETY: a prefetch is a hint and never faults; the address is inside `pf`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(pf.as_ptr().add(at + line).cast()) };
+        line += 64;
+    }
+}
+
+/// Four f16 scales (little-endian bytes) as four f32 lanes, lane r from `h[r]`.
+#[inline(always)]
+unsafe fn f16x4(h: [[u8; 2]; 4]) -> __m128 {
+    let v = h.iter().rev().fold(0u64, |acc, b| {
+        (acc << 16) | u64::from(u16::from_le_bytes(*b))
+    });
+    // SAFETY: the features are the caller's promise.
+    unsafe { _mm_cvtph_ps(_mm_cvtsi64_si128(v as i64)) }
+}
+
+/// Lane `r` (< 4) of `v` in all eight lanes.
+#[inline(always)]
+unsafe fn lane8(v: __m128, r: usize) -> __m256 {
+    // SAFETY: the features are the caller's promise.
+    unsafe { _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(r as i32)) }
+}
+
+/// [`signed_q8_0`] for four weight rows and one activation row: the activation block is
+/// loaded and its scale converted once for the four rows, and the four rows' scales in one
+/// conversion. Row `r`'s arithmetic is that of [`signed_q8_0`] on row `r` (the same
+/// `f32(d_w) * f32(d_x)` scale, integer lanes and fused multiply-adds in the same order), so
+/// its result is the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn signed_r4<W: Signed>(
+    n: usize,
+    w: &[u8],
+    rb: usize,
+    x: &[u8],
+    pf: &[u8],
+    out: &mut [f32; 4],
+) {
+    let (ws, xs) = rows4::<W, BlockQ8_0>(n, w, rb, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, b) in xs.iter().enumerate() {
+            prefetch4::<W>(pf, i);
+            let y = ld_i8(&b.qs);
+            let d = _mm_mul_ps(
+                f16x4([ws[0][i].d(), ws[1][i].d(), ws[2][i].d(), ws[3][i].d()]),
+                _mm_set1_ps(f16(b.d)),
+            );
+            for r in 0..4 {
+                let q = ws[r][i].q();
+                let s = dot_u8_i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
+                acc[r] = _mm256_fmadd_ps(lane8(d, r), _mm256_cvtepi32_ps(s), acc[r]);
+            }
+        }
+        for r in 0..4 {
+            out[r] = hsum_f32(acc[r]);
+        }
+    }
+}
+
+/// A signed 32-element weight type stored as unsigned values with a fixed offset (Q4_0:
+/// q = v - 8; Q5_0: q = v - 16), for [`offset_r4`].
+trait Offset: Signed {
+    /// The offset, in every byte.
+    const OFFSET: i8;
+    /// The block's 32 unsigned values v (q + OFFSET).
+    /// # Safety
+    /// The CPU must have AVX2 (only called from this module's `#[target_feature]` kernels).
+    unsafe fn v(&self) -> __m256i;
+}
+
+impl Offset for BlockQ4_0 {
+    const OFFSET: i8 = 8;
+    #[inline(always)]
+    unsafe fn v(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { nibbles(&self.qs) }
+    }
+}
+
+impl Offset for BlockQ5_0 {
+    const OFFSET: i8 = 16;
+    #[inline(always)]
+    unsafe fn v(&self) -> __m256i {
+        // SAFETY: the caller's promise.
+        unsafe { q5_values(&self.qs, self.qh) }
+    }
+}
+
+/// [`signed_r4`] for the types with an offset: each lane's products are summed as
+/// `v * y - OFFSET * y` (both products exact in i16, and `OFFSET * y` made once for the four
+/// rows) instead of with the sign trick, which gives the same exact integer in every lane,
+/// so the same bits, with two fewer operations per row and block.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn offset_r4<W: Offset>(
+    n: usize,
+    w: &[u8],
+    rb: usize,
+    x: &[u8],
+    pf: &[u8],
+    out: &mut [f32; 4],
+) {
+    let (ws, xs) = rows4::<W, BlockQ8_0>(n, w, rb, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let ones = _mm256_set1_epi16(1);
+        for (i, b) in xs.iter().enumerate() {
+            prefetch4::<W>(pf, i);
+            let y = ld_i8(&b.qs);
+            let oy = _mm256_maddubs_epi16(_mm256_set1_epi8(W::OFFSET), y);
+            let d = _mm_mul_ps(
+                f16x4([ws[0][i].d(), ws[1][i].d(), ws[2][i].d(), ws[3][i].d()]),
+                _mm_set1_ps(f16(b.d)),
+            );
+            for r in 0..4 {
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(ws[r][i].v(), y), oy);
+                let s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+                acc[r] = _mm256_fmadd_ps(lane8(d, r), s, acc[r]);
+            }
+        }
+        for r in 0..4 {
+            out[r] = hsum_f32(acc[r]);
+        }
+    }
+}
+
+/// [`unsigned_q8_1`] for four weight rows and one activation row, as [`signed_r4`] is for
+/// [`signed_q8_0`]; the four rows' `m_w * s_x` sums run in the lanes of one vector, each
+/// lane the same sequence of adds as the one-row kernel's scalar sum.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn unsigned_r4<W: Unsigned>(
+    n: usize,
+    w: &[u8],
+    rb: usize,
+    x: &[u8],
+    pf: &[u8],
+    out: &mut [f32; 4],
+) {
+    let (ws, xs) = rows4::<W, BlockQ8_1>(n, w, rb, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut summs = _mm_setzero_ps();
+        for (i, b) in xs.iter().enumerate() {
+            prefetch4::<W>(pf, i);
+            let y = ld_i8(&b.qs);
+            let (dx, sx) = f16_pair(b.d, b.s);
+            let m = f16x4([ws[0][i].m(), ws[1][i].m(), ws[2][i].m(), ws[3][i].m()]);
+            summs = _mm_add_ps(summs, _mm_mul_ps(m, _mm_set1_ps(sx)));
+            let d = _mm_mul_ps(
+                f16x4([ws[0][i].d(), ws[1][i].d(), ws[2][i].d(), ws[3][i].d()]),
+                _mm_set1_ps(dx),
+            );
+            for r in 0..4 {
+                let s = _mm256_cvtepi32_ps(dot_u8_i8(ws[r][i].q(), y));
+                acc[r] = _mm256_fmadd_ps(lane8(d, r), s, acc[r]);
+            }
+        }
+        let mut m = [0f32; 4];
+        _mm_storeu_ps(m.as_mut_ptr(), summs);
+        for r in 0..4 {
+            out[r] = hsum_f32(acc[r]) + m[r];
+        }
+    }
+}
+
+/// Four-row ([`crate::VecDotR4Fn`]) kernels of the 32-element types.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn r4_q8_0(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: this function has the features.
+    unsafe { signed_r4::<BlockQ8_0>(n, w, rb, x, pf, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn r4_q4_0(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: this function has the features.
+    unsafe { offset_r4::<BlockQ4_0>(n, w, rb, x, pf, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn r4_q5_0(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: this function has the features.
+    unsafe { offset_r4::<BlockQ5_0>(n, w, rb, x, pf, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn r4_q4_1(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: this function has the features.
+    unsafe { unsigned_r4::<BlockQ4_1>(n, w, rb, x, pf, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn r4_q5_1(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: this function has the features.
+    unsafe { unsigned_r4::<BlockQ5_1>(n, w, rb, x, pf, out) }
+}
+
 /// (v >> k) & mask on every byte, for a run-time k < 8.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -390,28 +629,90 @@ pub(super) fn vec_dot_q3_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     *out = sumf;
 }
 
-/// Sum of min * bsums of a Q4_K/Q5_K block: the offset part of its dot product.
-#[inline(always)]
+/// Sum of min * bsums of a Q4_K/Q5_K block: the offset part of its dot product. In SIMD (the
+/// scalar loop was a third of the kernel's instructions): the 16 bsums added in pairs (each
+/// pair at most 2 x 16 x 128 in magnitude, exact in i16), times the 8 minimums, summed in
+/// i32; the same integer as the scalar sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn mins_dot(m: &[u8; 8], b: &BlockQ8K) -> i32 {
-    m.iter()
-        .enumerate()
-        .map(|(g, &m)| m as i32 * (b.bsum(2 * g) as i32 + b.bsum(2 * g + 1) as i32))
-        .sum()
+    let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
+    // SAFETY: 16-byte unaligned loads of 32 readable bytes and an 8-byte one of 8.
+    unsafe {
+        let lo = _mm_loadu_si128(bs.as_ptr().cast());
+        let hi = _mm_loadu_si128(bs[16..].as_ptr().cast());
+        let pairs = _mm_hadd_epi16(lo, hi);
+        let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr().cast()));
+        let s = _mm_madd_epi16(mins, pairs);
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// The 6-bit scales and minimums of a Q4_K/Q5_K block ([`crate::blocks::scales_mins_k4`])
+/// with whole-word operations, as ggml's AVX2 `ggml_vec_dot_q4_K_q8_K` unpacks them: with
+/// the 12 bytes as words w0, w1, w2, scales 0..4 are the low 6 bits of w0's bytes, minimums
+/// 0..4 those of w1's; scales 4..8 take their low 4 bits from w2's low nibbles and their top
+/// 2 from w0's top bits, minimums 4..8 from w2's high nibbles and w1's top bits.
+#[inline(always)]
+fn scales_mins_k4_words(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let w = |k: usize| u32::from_le_bytes([q[4 * k], q[4 * k + 1], q[4 * k + 2], q[4 * k + 3]]);
+    let (w0, w1, w2) = (w(0), w(1), w(2));
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let m_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    let sc = (u64::from(sc_hi) << 32) | u64::from(w0 & LOW6);
+    let m = (u64::from(m_hi) << 32) | u64::from(w1 & LOW6);
+    (sc.to_le_bytes(), m.to_le_bytes())
 }
 
 /// Scaled sums of two 32-element runs (groups 2c and 2c + 1 of a Q4_K/Q5_K block), added to acc.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn add_group_pair(acc: __m256i, lo: __m256i, hi: __m256i, y: &[i8], sc0: u8, sc1: u8) -> __m256i {
-    let p0 = _mm256_madd_epi16(
-        _mm256_maddubs_epi16(lo, ld_i8(y)),
-        _mm256_set1_epi16(sc0 as i16),
-    );
-    let p1 = _mm256_madd_epi16(
-        _mm256_maddubs_epi16(hi, ld_i8(&y[32..])),
-        _mm256_set1_epi16(sc1 as i16),
-    );
+fn add_group_pair(
+    acc: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+    y: &[i8],
+    sc0: __m256i,
+    sc1: __m256i,
+) -> __m256i {
+    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld_i8(y)), sc0);
+    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld_i8(&y[32..])), sc1);
     _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1))
+}
+
+/// The eight scales of a Q4_K/Q5_K block as i16 in both 128-bit halves, for [`scale_of`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales_i16(sc: &[u8; 8]) -> __m256i {
+    let v = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(*sc)));
+    _mm256_broadcastsi128_si256(v)
+}
+
+/// Scale `g` (< 8) of [`scales_i16`] in every i16 lane: one byte shuffle instead of a move
+/// from a general register and a broadcast.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_of(scales: __m256i, g: usize) -> __m256i {
+    /// Byte shuffles that repeat i16 lane g of a 128-bit half over the half.
+    static SPREAD: [[u8; 32]; 8] = {
+        let mut t = [[0u8; 32]; 8];
+        let mut g = 0;
+        while g < 8 {
+            let mut k = 0;
+            while k < 32 {
+                t[g][k] = (2 * g + k % 2) as u8;
+                k += 1;
+            }
+            g += 1;
+        }
+        t
+    };
+    _mm256_shuffle_epi8(scales, ld(&SPREAD[g]))
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`, for `N` activation rows; bit-identical to
@@ -422,15 +723,17 @@ pub(super) fn vec_dot_q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     let low4 = _mm256_set1_epi8(0x0F);
     let mut sumf = [0f32; N];
     for (i, a) in w.iter().enumerate() {
-        let (sc, m) = scales_mins_k4(&a.scales);
+        let (sc, m) = scales_mins_k4_words(&a.scales);
+        let scales = scales_i16(&sc);
         let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..4 {
+            let (s0, s1) = (scale_of(scales, 2 * c), scale_of(scales, 2 * c + 1));
             let q = ld(&a.qs[32 * c..]);
             let lo = _mm256_and_si256(q, low4);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
             for j in 0..N {
                 let y = &xs[j][i].qs[64 * c..];
-                sumi[j] = add_group_pair(sumi[j], lo, hi, y, sc[2 * c], sc[2 * c + 1]);
+                sumi[j] = add_group_pair(sumi[j], lo, hi, y, s0, s1);
             }
         }
         let (ad, amin) = f16_pair(a.d, a.dmin);
@@ -453,10 +756,12 @@ pub(super) fn vec_dot_q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     let low4 = _mm256_set1_epi8(0x0F);
     let mut sumf = [0f32; N];
     for (i, a) in w.iter().enumerate() {
-        let (sc, m) = scales_mins_k4(&a.scales);
+        let (sc, m) = scales_mins_k4_words(&a.scales);
+        let scales = scales_i16(&sc);
         let qh = ld(&a.qh);
         let mut sumi = [_mm256_setzero_si256(); N];
         for c in 0..4 {
+            let (s0, s1) = (scale_of(scales, 2 * c), scale_of(scales, 2 * c + 1));
             let q = ld(&a.qs[32 * c..]);
             let h0 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32, 0x01));
             let h1 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32 + 1, 0x01));
@@ -464,7 +769,7 @@ pub(super) fn vec_dot_q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
             let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), h1);
             for j in 0..N {
                 let y = &xs[j][i].qs[64 * c..];
-                sumi[j] = add_group_pair(sumi[j], lo, hi, y, sc[2 * c], sc[2 * c + 1]);
+                sumi[j] = add_group_pair(sumi[j], lo, hi, y, s0, s1);
             }
         }
         let (ad, amin) = f16_pair(a.d, a.dmin);
@@ -477,6 +782,39 @@ pub(super) fn vec_dot_q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
         }
     }
     *out = sumf;
+}
+
+/// Scales 8h..8h+8 of a Q6_K block as i16, in both 128-bit halves, for [`scale_pair_of`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales_i16_q6(scales: &[i8; 16], h: usize) -> __m256i {
+    let half: [u8; 8] = bytemuck::cast_slice::<i8, u8>(&scales[8 * h..8 * h + 8])
+        .try_into()
+        .expect("8 bytes");
+    let v = _mm_cvtepi8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(half)));
+    _mm256_broadcastsi128_si256(v)
+}
+
+/// [`scale_pair`] of scales 2k and 2k + 1 of [`scales_i16_q6`]: one byte shuffle.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair_of(scales: __m256i, k: usize) -> __m256i {
+    /// Byte shuffles: i16 lane 2k over the low half, lane 2k + 1 over the high half.
+    static PAIRS: [[u8; 32]; 4] = {
+        let mut t = [[0u8; 32]; 4];
+        let mut k = 0;
+        while k < 4 {
+            let mut b = 0;
+            while b < 32 {
+                let lane = 2 * k + b / 16;
+                t[k][b] = (2 * lane + b % 2) as u8;
+                b += 1;
+            }
+            k += 1;
+        }
+        t
+    };
+    _mm256_shuffle_epi8(scales, ld(&PAIRS[k]))
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`, for `N` activation rows; bit-identical to
@@ -499,11 +837,11 @@ pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
                 _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low4),
                 _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low4),
             ];
+            let half_scales = scales_i16_q6(&a.scales, h);
             for (k, low) in quarters.into_iter().enumerate() {
                 let high = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * k as u32, 0x03));
                 let q = _mm256_or_si256(low, high);
-                let g = 8 * h + 2 * k;
-                let scv = scale_pair(a.scales[g] as i16, a.scales[g + 1] as i16);
+                let scv = scale_pair_of(half_scales, k);
                 for j in 0..N {
                     let y = ld_i8(&xs[j][i].qs[128 * h + 32 * k..]);
                     let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv);
@@ -512,12 +850,13 @@ pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
             }
         }
         let ad = f16(a.d);
+        // SAFETY: a 16-byte unaligned load of the 16 scale bytes.
+        let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(a.scales.as_ptr().cast()) });
         for j in 0..N {
             let b = &xs[j][i];
-            let mut corr = 0i32;
-            for g in 0..16 {
-                corr += a.scales[g] as i32 * b.bsum(g) as i32;
-            }
+            // Sum of scale * bsum over the 16 groups: exact in i32, as the scalar loop's.
+            let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
+            let corr = hsum_i32(_mm256_madd_epi16(sc16, ld(bs)));
             let isum = hsum_i32(sumi[j]) - 32 * corr;
             sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
         }

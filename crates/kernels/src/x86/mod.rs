@@ -10,7 +10,7 @@ mod avx512;
 pub(crate) mod quantize;
 mod tile;
 
-use crate::dispatch::{Kernels, VecDotPfFn, VecDotX4Fn, no_pf};
+use crate::dispatch::{Kernels, VecDotPfFn, VecDotR4Fn, VecDotX4Fn, no_pf, no_r4};
 use crate::scalar::{self, blocks};
 use bytemuck::Pod;
 use lingqiao_gguf::GgmlType;
@@ -143,6 +143,39 @@ fn avx2_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
     })
 }
 
+/// Safe wrappers of the AVX2 four-row kernels, for the AVX2 table.
+mod avx2_r4 {
+    macro_rules! wrap {
+        ($($name:ident),*) => {$(
+            pub(super) fn $name(
+                n: usize,
+                w: &[u8],
+                rb: usize,
+                x: &[u8],
+                pf: &[u8],
+                out: &mut [f32; 4],
+            ) {
+                // SAFETY: only reachable through the AVX2 table, which exists only after
+                // AVX2, FMA and F16C were detected and its probe passed.
+                unsafe { super::avx2::$name(n, w, rb, x, pf, out) }
+            }
+        )*};
+    }
+    wrap!(r4_q4_0, r4_q4_1, r4_q5_0, r4_q5_1, r4_q8_0);
+}
+
+fn avx2_r4(ty: GgmlType) -> Option<VecDotR4Fn> {
+    use avx2_r4::*;
+    Some(match ty {
+        GgmlType::Q4_0 => r4_q4_0,
+        GgmlType::Q4_1 => r4_q4_1,
+        GgmlType::Q5_0 => r4_q5_0,
+        GgmlType::Q5_1 => r4_q5_1,
+        GgmlType::Q8_0 => r4_q8_0,
+        _ => return None,
+    })
+}
+
 const AVX2: Kernels = Kernels {
     isa: "avx2",
     f32: avx2_safe::vec_dot_f32::one,
@@ -163,6 +196,7 @@ const AVX2: Kernels = Kernels {
     q8_k: scalar::vec_dot_q8_k_q8_k,
     x4: avx2_x4,
     pf: no_pf,
+    r4: avx2_r4,
     quantize_q8_0: quantize_safe::q8_0,
     quantize_q8_1: quantize_safe::q8_1,
     quantize_q8_k: quantize_safe::q8_k,
@@ -258,6 +292,7 @@ const AVX512: Kernels = Kernels {
     q6_k: avx512_safe::q6_k_q8_k::one,
     x4: avx512_x4,
     pf: avx512_pf,
+    r4: no_r4,
     attn_dot: crate::attn::simd_safe::dot512,
     attn_axpy: crate::attn::simd_safe::axpy512,
     swiglu: crate::act::simd_safe::swiglu_avx512,
@@ -307,6 +342,7 @@ const AVX512_GFNI: Kernels = Kernels {
     q6_k: avx512_safe::q6_k_q8_k_gfni::one,
     x4: avx512_gfni_x4,
     pf: avx512_gfni_pf,
+    r4: no_r4,
     ..AVX512
 };
 

@@ -48,7 +48,10 @@ fi
 all_built=1
 for t in "${TARGETS[@]}"; do [[ -x $BIN/$t ]] || all_built=0; done
 if [[ -f $BUILD/lingqiao-flags.txt ]] && ! grep -qxF -- "${ISA_FLAGS[-1]}" "$BUILD/lingqiao-flags.txt"; then
-    echo "llama.cpp in $BUILD was built for another instruction set level: rebuilding"
+    # From scratch: make keeps objects of the other level's flags (AVX-512 code that
+    # stops on an illegal instruction here) when only the configuration changed.
+    echo "llama.cpp in $BUILD was built for another instruction set level: rebuilding from scratch"
+    rm -rf "$BUILD"
     all_built=0
 fi
 if ((all_built)); then

@@ -27,6 +27,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use lingqiao_engine::sampler::argmax;
 use lingqiao_model::{Logits, Model};
+use lingqiao_pool::profile::{self, Op, span};
 use lingqiao_tokenizer::Tokenizer;
 use serde_json::json;
 use std::time::Instant;
@@ -405,6 +406,7 @@ fn run_once(
             let mut logits = Vec::new();
             for _ in 0..n_tokens {
                 model.forward_into(cache, &[tok], Logits::Last, &mut logits)?;
+                let _sp = span(Op::Sample);
                 tok = argmax(&logits);
             }
         }
@@ -512,6 +514,7 @@ fn run_test(
     let mut rep_bandwidth = Vec::new();
     let mut cpu = 0.0;
     let mut samples = Vec::with_capacity(reps);
+    profile::reset();
     for _ in 0..reps {
         if let Some((mib, t)) = paired {
             rep_bandwidth.push(bandwidth_now(mib, t)?);
@@ -524,6 +527,10 @@ fn run_test(
     }
     if let Some((mib, t)) = paired {
         rep_bandwidth.push(bandwidth_now(mib, t)?);
+    }
+    if let Some(table) = profile::report() {
+        let threads = lingqiao_pool::current_num_threads();
+        eprintln!("LINGQIAO_PROFILE {} t={threads}, {}", test.name(), table);
     }
     Ok(Row {
         threads: 0,

@@ -8,7 +8,6 @@ use crate::error::ModelError;
 use crate::kv_cache::{KvCache, LayerCache};
 use crate::ops;
 use crate::weights::Linear;
-use half::f16;
 use lingqiao_kernels::attn::{self, CacheRows};
 use lingqiao_kernels::ops::{get_row, matmul_segments};
 use lingqiao_pool::SharedMut;
@@ -256,11 +255,11 @@ impl Model {
                 let layer = &mut s.cache.layers[il];
                 for (i, p) in (s.cache.n_past..s.cache.n_past + s.tokens.len()).enumerate() {
                     let (t, sl) = (t0 + i, layer.slot(p));
-                    store_f16(
+                    ops::store_f16(
                         &mut layer.k[sl * k_dim..][..k_dim],
                         &k[t * k_dim..][..k_dim],
                     );
-                    store_f16(
+                    ops::store_f16(
                         &mut layer.v[sl * v_dim..][..v_dim],
                         &v[t * v_dim..][..v_dim],
                     );
@@ -463,11 +462,8 @@ impl Model {
                 let npos = pos + 1 - lo;
                 let sp = span(Op::AttnQ16);
                 qg.clear();
-                qg.extend(
-                    q[t * q_dim + h0 * hd..][..nh * hd]
-                        .iter()
-                        .map(|&e| f16::from_f32(e).to_f32()),
-                );
+                qg.extend_from_slice(&q[t * q_dim + h0 * hd..][..nh * hd]);
+                ops::round_f16_inplace(&mut qg);
                 drop(sp);
                 // Scores, head-major: scores[h * npos + (j - lo)].
                 let sp = span(Op::AttnScores);
@@ -484,7 +480,7 @@ impl Model {
                     sc.iter_mut().for_each(|s| *s *= kq_scale);
                     ops::softmax_inplace(sc);
                     // The probabilities as ggml's F16 mul_mat sees them.
-                    sc.iter_mut().for_each(|s| *s = f16::from_f32(*s).to_f32());
+                    ops::round_f16_inplace(sc);
                 }
                 drop(sp);
                 let sp = span(Op::AttnValues);
@@ -586,10 +582,4 @@ fn norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32, width: usize) {
     let _sp = span(Op::Norm);
     x.chunks_mut(width)
         .for_each(|r| ops::rms_norm_inplace(r, w, eps));
-}
-
-fn store_f16(dst: &mut [f16], src: &[f32]) {
-    dst.iter_mut()
-        .zip(src)
-        .for_each(|(d, &s)| *d = f16::from_f32(s));
 }

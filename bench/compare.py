@@ -17,7 +17,7 @@ For each model and thread count:
   generated, and neither prints anything else to stdout before it). Each tool runs as it
   does by default: llama.cpp maps the file and runs its warm-up decode, lingqiao reads the
   weights into memory.
-- Bandwidth: `lingqiao bench --bandwidth` (1 GiB read with 1 and with N threads, best of 5
+- Bandwidth: `lingqiao bench --bandwidth` (1 GiB read with 1, with N and with all threads, best of 5
   passes), the bytes each model reads per generated token (from `lingqiao bench`), and the
   generation limit they imply. The read bandwidth of this shared machine drifts by 10-20%
   over minutes, as much as the speeds do, so it is measured again before every round and
@@ -146,13 +146,6 @@ def prompt_len(path: Path) -> int:
     return len(json.loads(r.stdout))
 
 
-def cpu_model() -> str:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def mean_std(v: list[float]) -> tuple[float, float]:
     return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
@@ -180,9 +173,11 @@ def main() -> None:
             print(f"skipping {key}: {path} not installed", file=sys.stderr)
 
     date = datetime.date.today().isoformat()
-    cpu = cpu_model()
     bw_rows = run_json_lines([str(LINGQIAO), "bench", "--bandwidth", "--json", "-t", a.threads])
     bw = {r["threads"]: r["bandwidth_gbs"] for r in bw_rows}
+    # The CPU as `lingqiao bench` describes it: name, microarchitecture, family/model/stepping,
+    # SIMD in use, L2/L3 (the bare /proc/cpuinfo name of a cloud VM can be just "AMD EPYC").
+    cpu = bw_rows[0]["cpu"]
     isa = bw_rows[0]["isa"]
     print(f"{cpu}, kernels {isa}, read bandwidth " + ", ".join(f"{t}t {g:.1f} GB/s" for t, g in bw.items()),
           flush=True)
@@ -241,6 +236,7 @@ def main() -> None:
                         "mean": round(mean, 4), "std": round(std, 4), "n": len(per_impl[impl]),
                         "ratio": round(m[OURS][0] / m[THEIRS][0], 4),
                         "bandwidth_1t_gbs": round(bw.get(1, 0), 2), "bandwidth_gbs": round(bw.get(t, 0), 2),
+                        "bandwidth_all_gbs": round(bw.get(max(bw), 0), 2),
                         "bytes_per_token": bytes_per_token,
                         "limit_ts": round(statistics.fmean(round_limit), 2) if paired else "",
                         "frac_of_limit": round(statistics.fmean(fracs), 4) if paired else "",
@@ -271,6 +267,8 @@ def main() -> None:
     print()
     print("(tg limit: mean of the rounds' limits; of limit: mean ± std over rounds, and in brackets against "
           "the bandwidth measured at the start)")
+    print()
+    print(f"CPU: {cpu}")
     print()
     print("| model | threads | test | lingqiao | llama.cpp | ratio | tg limit | lingqiao/limit | llama.cpp/limit |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -27,6 +27,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use lingqiao_engine::sampler::argmax;
 use lingqiao_model::{Logits, Model};
+use lingqiao_pool::profile::{self, Op, span};
 use lingqiao_tokenizer::Tokenizer;
 use serde_json::json;
 use std::time::Instant;
@@ -98,11 +99,250 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The CPU's name from /proc/cpuinfo: x86's `model name`, or on Arm (which has none) the
-/// cores by implementer and part, e.g. "4x Cortex-A55 + 4x Cortex-A76".
+/// The CPU, described well enough that a table from any machine stands on its own: the
+/// name from /proc/cpuinfo (x86's `model name`, which a cloud VM may shorten to "AMD EPYC";
+/// on Arm, which has none, the cores by implementer and part), then on x86 the
+/// microarchitecture its family and model imply and the numbers themselves, the SIMD the
+/// kernels use, and the L2 and L3 sizes from sysfs. For example
+/// "AMD EPYC (Zen 3, family 25 model 1 stepping 1; AVX2; L2 512 KiB/core, L3 32 MiB)".
 pub(crate) fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    cpu_model_from(&info).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    let cpu0 = std::path::Path::new("/sys/devices/system/cpu/cpu0");
+    let caches = read_caches(&cpu0.join("cache"));
+    // SMT siblings of cpu0: a cache they alone share is the core's own.
+    let siblings = std::fs::read_to_string(cpu0.join("topology/thread_siblings_list"))
+        .ok()
+        .and_then(|l| cpu_count(&l))
+        .unwrap_or(1);
+    describe_cpu(&info, &caches, siblings, lingqiao_kernels::isa())
+}
+
+/// [`cpu_model`] from the text of /proc/cpuinfo, cpu0's caches and the kernels' ISA.
+fn describe_cpu(info: &str, caches: &[Cache], siblings: usize, isa: &str) -> String {
+    let name = cpu_model_from(info).unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let mut parts = Vec::new();
+    if let Some(id) = X86Id::from_cpuinfo(info) {
+        parts.push(match id.microarchitecture() {
+            Some(u) => format!("{u}, {id}"),
+            None => id.to_string(),
+        });
+    }
+    parts.push(simd_name(isa, cpuinfo_field(info, "flags").unwrap_or("")));
+    let cache = cache_text(caches, siblings);
+    if !cache.is_empty() {
+        parts.push(cache);
+    }
+    format!("{name} ({})", parts.join("; "))
+}
+
+/// The first value of `key` in /proc/cpuinfo's text (its lines are `key<tabs>: value`).
+fn cpuinfo_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim())
+    })
+}
+
+/// x86 CPUID's identification as /proc/cpuinfo prints it (family and model in decimal, the
+/// extended fields already folded in).
+#[derive(Debug, PartialEq, Eq)]
+struct X86Id {
+    vendor: String,
+    family: u32,
+    model: u32,
+    stepping: u32,
+}
+
+impl X86Id {
+    fn from_cpuinfo(info: &str) -> Option<X86Id> {
+        let num = |key| cpuinfo_field(info, key)?.parse().ok();
+        Some(X86Id {
+            vendor: cpuinfo_field(info, "vendor_id")?.to_string(),
+            family: num("cpu family")?,
+            model: num("model")?,
+            stepping: num("stepping").unwrap_or(0),
+        })
+    }
+
+    /// The core microarchitecture, for the families and models Linux names: AMD's Zen
+    /// generations by the model ranges of `bsp_init_amd` (arch/x86/kernel/cpu/amd.c), which
+    /// does not tell Zen from Zen+; Intel's server parts and common client parts by
+    /// arch/x86/include/asm/intel-family.h (Skylake-SP, Cascade Lake and Cooper Lake share
+    /// model 0x55 and differ in stepping: Cascade Lake 5-7, Cooper Lake 10-11).
+    fn microarchitecture(&self) -> Option<&'static str> {
+        let m = self.model;
+        match (self.vendor.as_str(), self.family) {
+            ("AuthenticAMD" | "HygonGenuine", 0x17) => match m {
+                0x00..=0x2f | 0x50..=0x5f => Some("Zen/Zen+"),
+                0x30..=0x4f | 0x60..=0x7f | 0x90..=0x91 | 0xa0..=0xaf => Some("Zen 2"),
+                _ => None,
+            },
+            ("AuthenticAMD", 0x19) => match m {
+                0x00..=0x0f | 0x20..=0x5f => Some("Zen 3"),
+                0x10..=0x1f | 0x60..=0xaf => Some("Zen 4"),
+                _ => None,
+            },
+            ("AuthenticAMD", 0x1a) => match m {
+                0x00..=0x2f | 0x40..=0x4f | 0x70..=0x7f => Some("Zen 5"),
+                _ => None,
+            },
+            ("GenuineIntel", 6) => Some(match m {
+                0x3c | 0x3f | 0x45 | 0x46 => "Haswell",
+                0x3d | 0x47 | 0x4f | 0x56 => "Broadwell",
+                0x4e | 0x5e => "Skylake",
+                0x55 => match self.stepping {
+                    5..=7 => "Cascade Lake",
+                    10..=11 => "Cooper Lake",
+                    _ => "Skylake-SP",
+                },
+                0x8e | 0x9e => "Kaby Lake/Coffee Lake",
+                0xa5 | 0xa6 => "Comet Lake",
+                0x6a | 0x6c => "Ice Lake-SP",
+                0x7d | 0x7e => "Ice Lake",
+                0xa7 => "Rocket Lake",
+                0x8c | 0x8d => "Tiger Lake",
+                0x8f => "Sapphire Rapids",
+                0xcf => "Emerald Rapids",
+                0xad | 0xae => "Granite Rapids",
+                0xaf => "Sierra Forest",
+                0x97 | 0x9a => "Alder Lake",
+                0xb7 | 0xba | 0xbf => "Raptor Lake",
+                0xaa | 0xac => "Meteor Lake",
+                0xb5 | 0xc5 | 0xc6 => "Arrow Lake",
+                0xbd => "Lunar Lake",
+                _ => return None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for X86Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "family {} model {} stepping {}",
+            self.family, self.model, self.stepping
+        )
+    }
+}
+
+/// The SIMD the kernels run (`isa`, from [`lingqiao_kernels::isa`]), and what the CPU's flags
+/// offer beyond it (the probe or `LINGQIAO_ISA` may have chosen less).
+fn simd_name(isa: &str, flags: &str) -> String {
+    let name = |isa: &str| match isa {
+        "avx512" => "AVX-512".to_string(),
+        "avx2" => "AVX2".to_string(),
+        "neon" => "NEON".to_string(),
+        "dotprod" => "NEON dotprod".to_string(),
+        "i8mm" => "NEON i8mm".to_string(),
+        other => other.to_string(),
+    };
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    let widest = if flags.contains(&"avx512f") {
+        Some("avx512")
+    } else if flags.contains(&"avx2") {
+        Some("avx2")
+    } else {
+        None
+    };
+    match widest {
+        Some(w) if w != isa => format!("{} (CPU has {})", name(isa), name(w)),
+        _ => name(isa),
+    }
+}
+
+/// One cache of cpu0, from /sys/devices/system/cpu/cpu0/cache/index*.
+#[derive(Debug, PartialEq, Eq)]
+struct Cache {
+    level: u32,
+    /// "Data", "Instruction" or "Unified".
+    kind: String,
+    bytes: u64,
+    /// How many CPUs share it.
+    shared_by: usize,
+}
+
+impl Cache {
+    /// From the sysfs files' contents: `size` as "512K" (or "32M"), `shared_cpu_list` as
+    /// "0-1,8".
+    fn parse(level: &str, kind: &str, size: &str, shared_cpu_list: &str) -> Option<Cache> {
+        let size = size.trim();
+        let (digits, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit())?);
+        let unit = match unit {
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            _ => return None,
+        };
+        let shared_by = cpu_count(shared_cpu_list)?;
+        Some(Cache {
+            level: level.trim().parse().ok()?,
+            kind: kind.trim().to_string(),
+            bytes: digits.parse::<u64>().ok()? * unit,
+            shared_by,
+        })
+    }
+}
+
+/// CPUs in a sysfs CPU list such as "0-1,8".
+fn cpu_count(list: &str) -> Option<usize> {
+    list.trim()
+        .split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
+                b.checked_sub(a).map(|d| d + 1)
+            }
+            None => r.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
+}
+
+fn read_caches(dir: &std::path::Path) -> Vec<Cache> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut caches: Vec<Cache> = entries
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let read = |f: &str| std::fs::read_to_string(p.join(f)).ok();
+            Cache::parse(
+                &read("level")?,
+                &read("type")?,
+                &read("size")?,
+                &read("shared_cpu_list")?,
+            )
+        })
+        .collect();
+    caches.sort_by_key(|c| c.level);
+    caches
+}
+
+/// "L2 512 KiB/core, L3 32 MiB": the unified caches of level 2 and up, "/core" when one
+/// core (its `siblings` SMT threads) has it alone, "per N CPUs" for a cluster's.
+fn cache_text(caches: &[Cache], siblings: usize) -> String {
+    caches
+        .iter()
+        .filter(|c| c.level >= 2 && c.kind == "Unified")
+        .map(|c| {
+            let size = if c.bytes >= 1 << 20 && c.bytes.is_multiple_of(1 << 20) {
+                format!("{} MiB", c.bytes >> 20)
+            } else {
+                format!("{} KiB", c.bytes >> 10)
+            };
+            let per = if c.shared_by <= siblings.max(1) {
+                "/core".to_string()
+            } else if c.level == 2 {
+                format!(" per {} CPUs", c.shared_by)
+            } else {
+                String::new()
+            };
+            format!("L{} {size}{per}", c.level)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn cpu_model_from(info: &str) -> Option<String> {
@@ -273,7 +513,13 @@ fn sum_words(w: &[u64]) -> u64 {
     acc.iter().fold(tail, |a, x| a.wrapping_add(*x))
 }
 
-/// Bandwidth in GB/s for each thread count (1 is always measured), on a fresh buffer.
+/// Threads that read the "all cores" bandwidth: one per CPU this process may run on.
+fn all_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Bandwidth in GB/s for each thread count, on a fresh buffer: 1 and all CPUs
+/// ([`all_threads`]) are always measured, so every table shows both ends.
 fn measure_bandwidth(mib: usize, threads: &[usize]) -> Result<Vec<(usize, f64)>> {
     ensure!(mib >= 1, "--bandwidth-mib must be at least 1");
     let len = mib << 20;
@@ -289,8 +535,8 @@ fn measure_bandwidth(mib: usize, threads: &[usize]) -> Result<Vec<(usize, f64)>>
     for (i, w) in buf.chunks_exact_mut(8).enumerate() {
         w.copy_from_slice(&(i as u64).to_le_bytes());
     }
-    let mut counts = vec![1];
-    counts.extend(threads.iter().copied().filter(|&t| t != 1));
+    let mut counts = vec![1, all_threads()];
+    counts.extend(threads.iter().copied());
     counts.sort_unstable();
     counts.dedup();
     Ok(counts
@@ -405,6 +651,7 @@ fn run_once(
             let mut logits = Vec::new();
             for _ in 0..n_tokens {
                 model.forward_into(cache, &[tok], Logits::Last, &mut logits)?;
+                let _sp = span(Op::Sample);
                 tok = argmax(&logits);
             }
         }
@@ -512,6 +759,7 @@ fn run_test(
     let mut rep_bandwidth = Vec::new();
     let mut cpu = 0.0;
     let mut samples = Vec::with_capacity(reps);
+    profile::reset();
     for _ in 0..reps {
         if let Some((mib, t)) = paired {
             rep_bandwidth.push(bandwidth_now(mib, t)?);
@@ -524,6 +772,10 @@ fn run_test(
     }
     if let Some((mib, t)) = paired {
         rep_bandwidth.push(bandwidth_now(mib, t)?);
+    }
+    if let Some(table) = profile::report() {
+        let threads = lingqiao_pool::current_num_threads();
+        eprintln!("LINGQIAO_PROFILE {} t={threads}, {}", test.name(), table);
     }
     Ok(Row {
         threads: 0,
@@ -584,6 +836,8 @@ fn json_line(info: &RunInfo, m: &ModelFacts, r: &Row, reps: usize, mmap: bool) -
         "bytes_per_token": m.bytes_per_token,
         "bandwidth_1t_gbs": bw1,
         "bandwidth_gbs": bw,
+        "bandwidth_all_threads": all_threads(),
+        "bandwidth_all_gbs": info.bw(all_threads()),
         "limit_ts": paired.map(|p| p.0),
         "frac_of_limit": paired.map(|p| p.1),
         "frac_of_limit_std": paired.map(|p| p.2),
@@ -636,7 +890,17 @@ fn bandwidth_text(info: &RunInfo) -> String {
     let list: Vec<String> = info
         .bandwidth
         .iter()
-        .map(|(t, g)| format!("{t} thread{}: {g:.1} GB/s", if *t == 1 { "" } else { "s" }))
+        .map(|(t, g)| {
+            let all = if *t == all_threads() && *t > 1 {
+                " (all CPUs)"
+            } else {
+                ""
+            };
+            format!(
+                "{t} thread{}{all}: {g:.1} GB/s",
+                if *t == 1 { "" } else { "s" }
+            )
+        })
         .collect();
     if list.is_empty() {
         return String::new();
@@ -772,6 +1036,102 @@ mod tests {
         let apple = "processor\t: 0\nCPU implementer\t: 0x61\nCPU part\t: 0x022\n";
         assert_eq!(cpu_model_from(apple).as_deref(), Some("1x core 0x61/0x022"));
         assert_eq!(cpu_model_from(""), None);
+    }
+
+    /// This machine's /proc/cpuinfo (a KVM guest on an EPYC 7B13-class host), shortened.
+    const EPYC_VM: &str = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\
+        model\t\t: 1\nmodel name\t: AMD EPYC\nstepping\t: 1\nmicrocode\t: 0x1000065\n\
+        flags\t\t: fpu sse sse2 avx f16c fma bmi2 avx2 vaes hypervisor\n\n\
+        processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n";
+
+    fn epyc_caches() -> Vec<Cache> {
+        vec![
+            Cache::parse("1", "Data", "32K", "0").unwrap(),
+            Cache::parse("1", "Instruction", "32K", "0").unwrap(),
+            Cache::parse("2", "Unified", "512K", "0").unwrap(),
+            Cache::parse("3", "Unified", "32768K", "0-1").unwrap(),
+        ]
+    }
+
+    #[test]
+    fn cpu_description_names_the_microarchitecture_simd_and_caches() {
+        assert_eq!(
+            describe_cpu(EPYC_VM, &epyc_caches(), 1, "avx2"),
+            "AMD EPYC (Zen 3, family 25 model 1 stepping 1; AVX2; L2 512 KiB/core, L3 32 MiB)"
+        );
+        // Capped by LINGQIAO_ISA: the text says what runs and what the CPU has.
+        assert_eq!(
+            describe_cpu(EPYC_VM, &[], 1, "scalar"),
+            "AMD EPYC (Zen 3, family 25 model 1 stepping 1; scalar (CPU has AVX2))"
+        );
+        let spr = "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n\
+            model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\nstepping\t: 8\n\
+            flags\t\t: avx2 avx512f avx512_vnni amx_tile\n";
+        let l2 = Cache::parse("2", "Unified", "2048K", "0-1").unwrap();
+        let l3 = Cache::parse("3", "Unified", "107520K", "0-43").unwrap();
+        assert_eq!(
+            describe_cpu(spr, &[l2, l3], 2, "avx512"),
+            "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz (Sapphire Rapids, family 6 model 143 \
+             stepping 8; AVX-512; L2 2 MiB/core, L3 105 MiB)"
+        );
+        // Arm: no x86 identification, the cores by name.
+        let arm = "processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n";
+        assert_eq!(
+            describe_cpu(arm, &[], 1, "dotprod"),
+            "1x Neoverse-N1 (NEON dotprod)"
+        );
+    }
+
+    #[test]
+    fn x86_microarchitectures_by_family_and_model() {
+        let id = |vendor: &str, family, model, stepping| X86Id {
+            vendor: vendor.to_string(),
+            family,
+            model,
+            stepping,
+        };
+        let amd = |family, model| id("AuthenticAMD", family, model, 0).microarchitecture();
+        let intel = |model, stepping| id("GenuineIntel", 6, model, stepping).microarchitecture();
+        assert_eq!(amd(0x17, 0x01), Some("Zen/Zen+")); // Naples
+        assert_eq!(amd(0x17, 0x31), Some("Zen 2")); // Rome
+        assert_eq!(amd(0x19, 0x01), Some("Zen 3")); // Milan
+        assert_eq!(amd(0x19, 0x21), Some("Zen 3")); // Vermeer
+        assert_eq!(amd(0x19, 0x11), Some("Zen 4")); // Genoa
+        assert_eq!(amd(0x19, 0x61), Some("Zen 4")); // Raphael
+        assert_eq!(amd(0x19, 0xa0), Some("Zen 4")); // Bergamo
+        assert_eq!(amd(0x1a, 0x02), Some("Zen 5")); // Turin
+        assert_eq!(amd(0x19, 0xf0), None);
+        assert_eq!(intel(0x55, 4), Some("Skylake-SP"));
+        assert_eq!(intel(0x55, 7), Some("Cascade Lake"));
+        assert_eq!(intel(0x55, 11), Some("Cooper Lake"));
+        assert_eq!(intel(0x6a, 6), Some("Ice Lake-SP"));
+        assert_eq!(intel(0x8f, 8), Some("Sapphire Rapids"));
+        assert_eq!(intel(0xcf, 2), Some("Emerald Rapids"));
+        assert_eq!(intel(0xad, 1), Some("Granite Rapids"));
+        assert_eq!(intel(0x9e, 10), Some("Kaby Lake/Coffee Lake"));
+        assert_eq!(intel(0x01, 0), None);
+        assert_eq!(
+            X86Id::from_cpuinfo(EPYC_VM),
+            Some(id("AuthenticAMD", 25, 1, 1))
+        );
+    }
+
+    #[test]
+    fn caches_parse_sysfs_sizes_and_cpu_lists() {
+        let c = Cache::parse("3\n", "Unified\n", "32768K\n", "0-1\n").unwrap();
+        assert_eq!((c.level, c.bytes, c.shared_by), (3, 32 << 20, 2));
+        let c = Cache::parse("2", "Unified", "1M", "0,8").unwrap();
+        assert_eq!((c.bytes, c.shared_by), (1 << 20, 2));
+        assert_eq!(Cache::parse("2", "Unified", "big", "0"), None);
+        assert_eq!(cache_text(&epyc_caches(), 1), "L2 512 KiB/core, L3 32 MiB");
+        // Four cores without SMT sharing an L2 (a cluster).
+        let cluster = [Cache::parse("2", "Unified", "4096K", "0-3").unwrap()];
+        assert_eq!(cache_text(&cluster, 1), "L2 4 MiB per 4 CPUs");
+        assert_eq!(cpu_count("0-3,8,10-11"), Some(7));
+        assert_eq!(cpu_count("3-1"), None);
+        // Read from this machine's sysfs, where there is one: no panic, sorted by level.
+        let real = read_caches(std::path::Path::new("/sys/devices/system/cpu/cpu0/cache"));
+        assert!(real.windows(2).all(|w| w[0].level <= w[1].level));
     }
 
     #[test]

@@ -223,6 +223,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         pool.install(|| stream(&mut session, &prompt, args.n_predict, &mut sampler))?;
     println!();
     print_stats(&l, &stats, &start);
+    if let Some(table) = lingqiao_pool::profile::report() {
+        eprintln!("LINGQIAO_PROFILE generation, {table}");
+    }
     Ok(())
 }
 

@@ -133,7 +133,9 @@ impl<'m> Session<'m> {
             if n_generated >= max_tokens {
                 break StopReason::Length;
             }
+            let sampling = lingqiao_pool::profile::span(lingqiao_pool::profile::Op::Sample);
             let id = sampler.sample(&logits, &self.tokens);
+            drop(sampling);
             if self.tokenizer.is_eog(id) {
                 break StopReason::EndOfGeneration;
             }

@@ -193,6 +193,7 @@ pub fn matmul_segments_with(
     // Activations quantized once per type the weights need, into buffers kept from call to
     // call: a prompt's activations are megabytes, and fresh allocations that size come
     // from (and return to) the kernel, zeroed page by page every time.
+    let quantizing = lingqiao_pool::profile::span(lingqiao_pool::profile::Op::Quantize);
     let mut spare = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut quantized: Vec<(GgmlType, usize, Cow<[u8]>)> = Vec::new();
     for (w, out) in outs.iter() {
@@ -214,6 +215,8 @@ pub fn matmul_segments_with(
             ));
         }
     }
+
+    drop(quantizing);
 
     // Prompts run as tiles where the table and the type have them: each distinct activation
     // form is built once from the quantized rows.

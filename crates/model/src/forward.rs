@@ -8,10 +8,10 @@ use crate::error::ModelError;
 use crate::kv_cache::{KvCache, LayerCache};
 use crate::ops;
 use crate::weights::Linear;
-use half::f16;
 use lingqiao_kernels::attn::{self, CacheRows};
 use lingqiao_kernels::ops::{get_row, matmul_segments};
 use lingqiao_pool::SharedMut;
+use lingqiao_pool::profile::{Op, span};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a batch returns for a sequence.
@@ -153,6 +153,8 @@ impl Model {
         let file = &self.file;
         let segments: Vec<usize> = seqs.iter().map(|s| s.tokens.len()).collect();
         let n: usize = segments.iter().sum();
+        // A decode step is the unit LINGQIAO_PROFILE reports per token.
+        let _step = (n == 1).then(|| span(Op::Step));
         // Each token's sequence and position.
         let mut starts = Vec::with_capacity(seqs.len()); // first token of each sequence
         let mut pos = Vec::with_capacity(n);
@@ -168,6 +170,7 @@ impl Model {
         let n_ff = hp.n_ff;
 
         // Token embeddings.
+        let sp = span(Op::Embed);
         let mut x = vec![0.0f32; n * n_embd]; // (n, n_embd)
         let embd = self.w.token_embd.view(file);
         for (t, &id) in seqs.iter().flat_map(|s| s.tokens).enumerate() {
@@ -178,7 +181,9 @@ impl Model {
             x.iter_mut().for_each(|v| *v *= s);
         }
 
+        drop(sp);
         // RoPE tables for the batch's positions, for the global and the sliding layers.
+        let sp = span(Op::RopeTable);
         let rope_tables = |base: f32, scale: f32| -> Vec<Vec<(f32, f32)>> {
             pos.iter()
                 .map(|&p| {
@@ -196,6 +201,7 @@ impl Model {
             Vec::new()
         };
         let neox = spec.rope == RopeStyle::Neox;
+        drop(sp);
 
         let mut xn = vec![0.0f32; n * n_embd]; // (n, n_embd)
         let mut q = vec![0.0f32; n * q_dim]; // (n, n_head * head_dim)
@@ -216,13 +222,16 @@ impl Model {
                 &mut [(&lw.wq, &mut q), (&lw.wk, &mut k), (&lw.wv, &mut v)],
                 &xn,
                 &segments,
+                Op::MatQkv,
             );
             if let (Some(qn), Some(kn)) = (&lw.q_norm, &lw.k_norm) {
+                let _sp = span(Op::QkNorm);
                 q.chunks_mut(hp.head_dim)
                     .for_each(|h| ops::rms_norm_inplace(h, qn, hp.rms_eps));
                 k.chunks_mut(hp.head_dim)
                     .for_each(|h| ops::rms_norm_inplace(h, kn, hp.rms_eps));
             }
+            let sp = span(Op::Rope);
             let tables = if swa { &rope_swa } else { &rope_global };
             for (t, tab) in tables.iter().enumerate() {
                 q[t * q_dim..(t + 1) * q_dim]
@@ -232,27 +241,31 @@ impl Model {
                     .chunks_mut(hp.head_dim)
                     .for_each(|h| ops::rope_apply(&mut h[..hp.n_rot], tab, neox));
             }
+            drop(sp);
             let kq_scale = match spec.attn_scale {
                 AttnScale::OnScores => hp.attn_scale,
                 AttnScale::OnQuery => {
+                    let _sp = span(Op::QScale);
                     q.iter_mut().for_each(|e| *e *= hp.attn_scale);
                     1.0
                 }
             };
+            let sp = span(Op::KvStore);
             for (s, &t0) in seqs.iter_mut().zip(&starts) {
                 let layer = &mut s.cache.layers[il];
                 for (i, p) in (s.cache.n_past..s.cache.n_past + s.tokens.len()).enumerate() {
                     let (t, sl) = (t0 + i, layer.slot(p));
-                    store_f16(
+                    ops::store_f16(
                         &mut layer.k[sl * k_dim..][..k_dim],
                         &k[t * k_dim..][..k_dim],
                     );
-                    store_f16(
+                    ops::store_f16(
                         &mut layer.v[sl * v_dim..][..v_dim],
                         &v[t * v_dim..][..v_dim],
                     );
                 }
             }
+            drop(sp);
             let window = if swa { hp.n_swa } else { 0 };
             let parts: Vec<AttnSeq<'_>> = seqs
                 .iter()
@@ -264,12 +277,14 @@ impl Model {
                     layer: &s.cache.layers[il],
                 })
                 .collect();
+            let sp = span(Op::Attention);
             self.attention(&q, &parts, window, kq_scale, &mut attn);
-            linear(file, &lw.wo, &attn, &segments, &mut o);
+            drop(sp);
+            linear(file, &lw.wo, &attn, &segments, &mut o, Op::MatAttnOut);
             if let Some(w) = &lw.post_attn_norm {
                 norm_rows_inplace(&mut o, w, hp.rms_eps, n_embd);
             }
-            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            add_residual(&mut x, &o);
 
             // Feed-forward block.
             norm_rows(&x, &lw.ffn_norm, hp.rms_eps, &mut xn, n_embd);
@@ -278,17 +293,20 @@ impl Model {
                 &mut [(&lw.ffn_gate, &mut gate), (&lw.ffn_up, &mut up)],
                 &xn,
                 &segments,
+                Op::MatGateUp,
             );
+            let sp = span(Op::Act);
             match spec.activation {
                 // ggml_vec_swiglu_f32, from the kernel table.
                 Activation::SiluGlu => lingqiao_kernels::act::swiglu(&mut gate, &up),
                 Activation::GeluGlu => ops::geglu(&mut gate, &up),
             }
-            linear(file, &lw.ffn_down, &gate, &segments, &mut o);
+            drop(sp);
+            linear(file, &lw.ffn_down, &gate, &segments, &mut o, Op::MatDown);
             if let Some(w) = &lw.post_ffn_norm {
                 norm_rows_inplace(&mut o, w, hp.rms_eps, n_embd);
             }
-            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            add_residual(&mut x, &o);
         }
         for s in seqs.iter_mut() {
             s.cache.n_past += s.tokens.len();
@@ -296,6 +314,7 @@ impl Model {
 
         // Output head, only for the rows asked for: normalized hidden states, then (unless
         // hidden states were asked for) one matrix product over every sequence's rows.
+        let sp = span(Op::Head);
         let mut rows_of = Vec::with_capacity(seqs.len()); // (first token, rows) per sequence
         for (s, &t0) in seqs.iter().zip(&starts) {
             let len = s.tokens.len();
@@ -338,8 +357,10 @@ impl Model {
             // buffer of the right length is not cleared first; `resize` only fills growth.
             logits = if seqs.len() == 1 { reuse } else { Vec::new() };
             logits.resize(n_logit_rows * hp.n_vocab, 0.0);
-            linear(file, &self.w.output, &hl, &segs, &mut logits);
+            drop(sp);
+            linear(file, &self.w.output, &hl, &segs, &mut logits, Op::MatLogits);
             if let Some(cap) = hp.final_logit_softcap {
+                let _sp = span(Op::Softcap);
                 logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
             }
         }
@@ -439,13 +460,13 @@ impl Model {
                     0
                 };
                 let npos = pos + 1 - lo;
+                let sp = span(Op::AttnQ16);
                 qg.clear();
-                qg.extend(
-                    q[t * q_dim + h0 * hd..][..nh * hd]
-                        .iter()
-                        .map(|&e| f16::from_f32(e).to_f32()),
-                );
+                qg.extend_from_slice(&q[t * q_dim + h0 * hd..][..nh * hd]);
+                ops::round_f16_inplace(&mut qg);
+                drop(sp);
                 // Scores, head-major: scores[h * npos + (j - lo)].
+                let sp = span(Op::AttnScores);
                 scores.clear();
                 scores.resize(nh * npos, 0.0);
                 for (j0, len) in slot_runs(layer, lo, pos) {
@@ -453,12 +474,16 @@ impl Model {
                     let rows = CacheRows::new(&layer.k[at..], k_row, len, hd);
                     attn::scores_f16(rows, &qg, &mut scores[j0 - lo..], npos);
                 }
+                drop(sp);
+                let sp = span(Op::Softmax);
                 for sc in scores.chunks_mut(npos) {
                     sc.iter_mut().for_each(|s| *s *= kq_scale);
                     ops::softmax_inplace(sc);
                     // The probabilities as ggml's F16 mul_mat sees them.
-                    sc.iter_mut().for_each(|s| *s = f16::from_f32(*s).to_f32());
+                    ops::round_f16_inplace(sc);
                 }
+                drop(sp);
+                let sp = span(Op::AttnValues);
                 acc.clear();
                 acc.resize(nh * hdv, 0.0);
                 for (j0, len) in slot_runs(layer, lo, pos) {
@@ -472,6 +497,7 @@ impl Model {
                     out.slice((t * hp.n_head + h0) * hdv..(t * hp.n_head + h0 + nh) * hdv)
                 };
                 o.copy_from_slice(&acc);
+                drop(sp);
             }
         });
     }
@@ -504,8 +530,9 @@ fn linear(
     x: &[f32],
     segments: &[usize],
     out: &mut [f32],
+    op: Op,
 ) {
-    linear_many(file, &mut [(w, out)], x, segments)
+    linear_many(file, &mut [(w, out)], x, segments, op)
 }
 
 /// Several `out = W x (+ b)` of the same activations, in one parallel region.
@@ -514,7 +541,9 @@ fn linear_many(
     ws: &mut [(&Linear, &mut [f32])],
     x: &[f32],
     segments: &[usize],
+    op: Op,
 ) {
+    let sp = span(op);
     let n: usize = segments.iter().sum();
     let cols = ws[0].0.cols;
     let mut outs: Vec<_> = ws
@@ -522,6 +551,11 @@ fn linear_many(
         .map(|(w, out)| (w.view(file), &mut out[..n * w.rows]))
         .collect();
     matmul_segments(&mut outs, &x[..n * cols], segments);
+    drop(sp);
+    let _sp = ws
+        .iter()
+        .any(|(w, _)| w.bias.is_some())
+        .then(|| span(Op::Bias));
     for (w, out) in ws.iter_mut() {
         if let Some(b) = &w.bias {
             out[..n * w.rows]
@@ -531,19 +565,21 @@ fn linear_many(
     }
 }
 
+/// `x += o`, the residual stream.
+fn add_residual(x: &mut [f32], o: &[f32]) {
+    let _sp = span(Op::Residual);
+    x.iter_mut().zip(o).for_each(|(a, b)| *a += b);
+}
+
 fn norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], width: usize) {
+    let _sp = span(Op::Norm);
     x.chunks(width)
         .zip(out.chunks_mut(width))
         .for_each(|(xr, or)| ops::rms_norm(xr, w, eps, or));
 }
 
 fn norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32, width: usize) {
+    let _sp = span(Op::Norm);
     x.chunks_mut(width)
         .for_each(|r| ops::rms_norm_inplace(r, w, eps));
-}
-
-fn store_f16(dst: &mut [f16], src: &[f32]) {
-    dst.iter_mut()
-        .zip(src)
-        .for_each(|(d, &s)| *d = f16::from_f32(s));
 }

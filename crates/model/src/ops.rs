@@ -3,7 +3,29 @@
 //! f16 round trips), because the golden tests compare logits with llama.cpp's.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use std::sync::OnceLock;
+
+/// Elements per pass of the f16 conversions below, through a buffer on the stack.
+const F16_CHUNK: usize = 64;
+
+/// Every element of `x` rounded to f16 and back, in place: what ggml's F16 mul_mat sees of
+/// an f32 operand. half's slice conversions run eight lanes per F16C instruction where the
+/// CPU has it (one call per element otherwise): the same round-to-nearest-even as
+/// `f16::from_f32(v).to_f32()` on each element (`f16_round_trip_is_per_element` checks it).
+pub fn round_f16_inplace(x: &mut [f32]) {
+    let mut buf = [f16::ZERO; F16_CHUNK];
+    for c in x.chunks_mut(F16_CHUNK) {
+        let b = &mut buf[..c.len()];
+        b.convert_from_f32_slice(c);
+        b.convert_to_f32_slice(c);
+    }
+}
+
+/// `dst[i] = f16::from_f32(src[i])`, eight lanes at a time where the CPU has F16C.
+pub fn store_f16(dst: &mut [f16], src: &[f32]) {
+    dst.convert_from_f32_slice(src);
+}
 
 /// `out = x / rms(x) * w`, as ggml_compute_forward_rms_norm_f32 followed by ggml_mul:
 /// the sum of squares accumulates in f64, the scale is computed in f32.
@@ -66,17 +88,24 @@ pub fn rope_cache(
 }
 
 /// Rotate one head in place with a cache from [`rope_cache`].
+/// Each style is its own loop over whole slices, which the compiler vectorizes: the same
+/// multiplications and subtractions per element (Rust does not contract them into fused
+/// multiply-adds), so the same bits as one pair at a time.
 pub fn rope_apply(x: &mut [f32], cache: &[(f32, f32)], neox: bool) {
-    let n_rot = cache.len() * 2;
-    for (i, &(c, s)) in cache.iter().enumerate() {
-        let (a, b) = if neox {
-            (i, i + n_rot / 2)
-        } else {
-            (2 * i, 2 * i + 1)
-        };
-        let (x0, x1) = (x[a], x[b]);
-        x[a] = x0 * c - x1 * s;
-        x[b] = x0 * s + x1 * c;
+    let half = cache.len();
+    if neox {
+        let (lo, hi) = x[..2 * half].split_at_mut(half);
+        for ((a, b), &(c, s)) in lo.iter_mut().zip(hi.iter_mut()).zip(cache) {
+            let (x0, x1) = (*a, *b);
+            *a = x0 * c - x1 * s;
+            *b = x0 * s + x1 * c;
+        }
+    } else {
+        for (p, &(c, s)) in x[..2 * half].chunks_exact_mut(2).zip(cache) {
+            let (x0, x1) = (p[0], p[1]);
+            p[0] = x0 * c - x1 * s;
+            p[1] = x0 * s + x1 * c;
+        }
     }
 }
 
@@ -86,30 +115,38 @@ fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
 }
 
-/// gelu over every f16 bit pattern, rounded to f16: ggml's ggml_table_gelu_f16.
-fn gelu_table() -> &'static [f16] {
-    static TABLE: OnceLock<Vec<f16>> = OnceLock::new();
+/// gelu over every f16 bit pattern, rounded to f16: ggml's ggml_table_gelu_f16, stored
+/// widened to f32 (exactly: every f16 is an f32), so a lookup needs no conversion.
+fn gelu_table() -> &'static [f32] {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
     TABLE.get_or_init(|| {
         (0..=u16::MAX)
-            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())))
+            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_f32())
             .collect()
     })
 }
 
 /// `gate = gelu(gate) * up`, as ggml_vec_geglu_f32 with GGML_GELU_FP16: the input is
-/// rounded to f16 and looked up in the table, except in the saturated tails.
+/// rounded to f16 and looked up in the table, except in the saturated tails. The inputs
+/// are rounded a chunk at a time (see [`round_f16_inplace`]; the same bits as one at a
+/// time).
 pub fn geglu(gate: &mut [f32], up: &[f32]) {
     let table = gelu_table();
-    for (o, &u) in gate.iter_mut().zip(up) {
-        let g = *o;
-        let act = if g <= -10.0 {
-            0.0
-        } else if g >= 10.0 {
-            g
-        } else {
-            table[f16::from_f32(g).to_bits() as usize].to_f32()
-        };
-        *o = act * u;
+    let mut buf = [f16::ZERO; F16_CHUNK];
+    for (gc, uc) in gate.chunks_mut(F16_CHUNK).zip(up.chunks(F16_CHUNK)) {
+        let b = &mut buf[..gc.len()];
+        b.convert_from_f32_slice(gc);
+        for ((o, &u), h) in gc.iter_mut().zip(uc).zip(b.iter()) {
+            let g = *o;
+            let act = if g <= -10.0 {
+                0.0
+            } else if g >= 10.0 {
+                g
+            } else {
+                table[h.to_bits() as usize]
+            };
+            *o = act * u;
+        }
     }
 }
 
@@ -144,6 +181,101 @@ mod tests {
         // First pair rotates by exactly `pos` radians.
         let (c, s) = (17f32.cos(), 17f32.sin());
         assert!((x[0] - (orig[0] * c - orig[1] * s)).abs() < 1e-5);
+    }
+
+    /// Bit patterns covering every f32 exponent (normals, subnormals, values that round to
+    /// f16 subnormals, zero or infinity, both signs), with pseudo-random mantissas.
+    fn f32_patterns() -> Vec<f32> {
+        let mut state = 0x9e37_79b9u32;
+        let mut out: Vec<f32> = (0..200_000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let exp = (i % 256) as u32;
+                f32::from_bits((state & 0x807f_ffff) | exp << 23)
+            })
+            .filter(|v| !v.is_nan())
+            .collect();
+        // Halfway cases between f16 neighbours, and the edges of f16's range.
+        out.extend((0..4096u32).map(|m| f32::from_bits(0x3f80_0000 | m << 13 | 1 << 12)));
+        out.extend([
+            65504.0, 65520.0, 65519.99, 6.0e-8, 2.9e-8, 3.0e-8, -0.0, 0.0,
+        ]);
+        out.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE]);
+        out
+    }
+
+    #[test]
+    fn f16_round_trip_is_per_element() {
+        let x = f32_patterns();
+        let mut fast = x.clone();
+        round_f16_inplace(&mut fast);
+        let mut stored = vec![f16::ZERO; x.len()];
+        store_f16(&mut stored, &x);
+        for ((v, f), s) in x.iter().zip(&fast).zip(&stored) {
+            let one = f16::from_f32(*v);
+            assert_eq!(f.to_bits(), one.to_f32().to_bits(), "{v:e}");
+            assert_eq!(s.to_bits(), one.to_bits(), "{v:e}");
+        }
+    }
+
+    /// The geglu of the tables before: a f16 table, each input rounded on its own.
+    fn geglu_one_at_a_time(gate: &mut [f32], up: &[f32]) {
+        for (o, &u) in gate.iter_mut().zip(up) {
+            let g = *o;
+            let act = if g <= -10.0 {
+                0.0
+            } else if g >= 10.0 {
+                g
+            } else {
+                f16::from_f32(gelu_tanh(f16::from_f32(g).to_f32())).to_f32()
+            };
+            *o = act * u;
+        }
+    }
+
+    #[test]
+    fn geglu_chunks_match_one_at_a_time() {
+        let gate: Vec<f32> = f32_patterns()
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .map(|v| v.clamp(-12.0, 12.0))
+            .collect();
+        let up: Vec<f32> = (0..gate.len())
+            .map(|i| (i % 17) as f32 * 0.37 - 3.0)
+            .collect();
+        let (mut a, mut b) = (gate.clone(), gate);
+        geglu(&mut a, &up);
+        geglu_one_at_a_time(&mut b, &up);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn rope_styles_match_one_pair_at_a_time() {
+        let mut cache = Vec::new();
+        rope_cache(1234, 64, 10_000.0, 1.0, None, &mut cache);
+        let x: Vec<f32> = (0..80).map(|i| (i as f32 * 0.731).sin() * 3.0).collect();
+        for neox in [false, true] {
+            let mut fast = x.clone();
+            rope_apply(&mut fast[..64], &cache, neox);
+            let mut slow = x.clone();
+            for (i, &(c, s)) in cache.iter().enumerate() {
+                let (a, b) = if neox {
+                    (i, i + 32)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
+                let (x0, x1) = (slow[a], slow[b]);
+                slow[a] = x0 * c - x1 * s;
+                slow[b] = x0 * s + x1 * c;
+            }
+            assert!(
+                fast.iter()
+                    .zip(&slow)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
+        }
     }
 
     #[test]

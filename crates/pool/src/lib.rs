@@ -17,6 +17,7 @@
 //! or a process-wide default with one thread per fast core ([`current`], [`default_threads`]).
 
 mod cores;
+pub mod profile;
 pub use cores::{FAST_FRACTION, default_threads, fast_cores_in};
 
 use std::any::Any;
@@ -134,6 +135,7 @@ impl ThreadPool {
             f(0, 1);
             return;
         }
+        let publish = profile::span(profile::Op::Publish);
         let _entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
         let s = &*self.shared;
         let job: &(dyn Fn(usize, usize) + Sync + '_) = &f;
@@ -153,10 +155,13 @@ impl ThreadPool {
                 }
             }
         }
+        drop(publish);
         IN_JOB.with(|c| c.set(true));
         let mine = catch_unwind(AssertUnwindSafe(|| f(0, n)));
         IN_JOB.with(|c| c.set(false));
+        let wait = profile::span(profile::Op::Wait);
         wait_until(|| s.pending.load(Ordering::Acquire) == 0);
+        drop(wait);
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let Err(p) = mine {
             resume_unwind(p);

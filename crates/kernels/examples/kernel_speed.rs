@@ -1,8 +1,9 @@
 //! How fast each decode product kind runs on one core, with its weights in cache and
 //! streamed from memory: for every weight type and every kernel table this CPU has (scalar,
-//! avx2, avx512 on x86-64; neon, dotprod, i8mm on aarch64), the one-token kernel (a decode
-//! matvec as `ops` runs it: the table's four-row `VecDotR4Fn` over every four rows of a
-//! matrix where it has one, else its `VecDotFn` over every row) and the four-token kernel
+//! avx2, avx512 on x86-64; neon, dotprod, i8mm on aarch64), the one-token product (a decode
+//! matvec through the loop decoding runs, `ops::decode_rows`: the table's four-row
+//! `VecDotR4Fn` over every four rows of a matrix where it has one, else its `VecDotFn` over
+//! every row, with decoding's software prefetch of the rows ahead) and the four-token kernel
 //! (`(kernels.x4)(ty)` over every row against 4 activation rows), each in two places:
 //!
 //! - `cache`: a matrix of about 192 KiB (`--cache-kib`), L2-resident (Zen 3 has 512 KiB of L2
@@ -10,8 +11,9 @@
 //!   instruction throughput: a kernel whose in-cache speed is not well above the core's DRAM
 //!   read bandwidth cannot reach that bandwidth when decoding.
 //! - `stream`: a matrix of at least 512 MiB (`--stream-mib`; more than any last-level cache),
-//!   one pass front to back per timing. No prefetching beyond what the kernel and the
-//!   hardware do.
+//!   one pass front to back per timing. The one-token product prefetches as decoding does
+//!   (ggml's `vec_dot` has no software prefetch: its numbers are the hardware's alone); the
+//!   four-token kernel prefetches nothing beyond what the hardware does.
 //!
 //! Shapes: cols = 896 for F32, F16, BF16 and the 32-element types (qwen2.5-0.5b's hidden
 //! size, the matrices where those types carry most of its bytes), 1024 for the K-quants
@@ -47,6 +49,7 @@
 //! [--isa avx2,scalar] [--types Q4_0,Q4_K] [--repeats 5] [--cache-kib 192]
 //! [--stream-mib 512] [--cpu NAME]`.
 
+use lingqiao_kernels::ops::{DecodeKernels, decode_rows};
 use lingqiao_kernels::{GgmlType, Isa, Kernels, WEIGHT_TYPES, vec_dot_type};
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -299,31 +302,21 @@ fn rows_for(bytes: usize, row_bytes: usize, round_up: bool) -> usize {
     rows.max(8)
 }
 
-/// The one-token kernels decoding runs: the table's four-row kernel where it has one (see
-/// `lingqiao_kernels::VecDotR4Fn`), else its one-row kernel.
-#[derive(Clone, Copy)]
-struct OneToken {
-    one: lingqiao_kernels::VecDotFn,
-    r4: Option<lingqiao_kernels::VecDotR4Fn>,
-}
-
-/// One pass of the one-token kernel over every row of `w` (rows are a multiple of 8), four
-/// rows a call where the table has a four-row kernel, as decoding runs it (without its
-/// software prefetch: no prefetching beyond what the hardware does).
-fn pass_1tok(f: OneToken, cols: usize, rb: usize, w: &[u8], x: &[u8]) -> f32 {
-    let mut s = 0f32;
-    if let Some(r4) = f.r4 {
-        let mut out = [0f32; 4];
-        for rows in w.chunks_exact(4 * rb) {
-            r4(cols, rows, rb, x, &[], &mut out);
-            s += out[0] + out[3];
-        }
-        return s;
-    }
-    for row in w.chunks_exact(rb) {
-        s += (f.one)(cols, row, x);
-    }
-    s
+/// One pass of the one-token product over every row of `w`, through the loop decoding runs
+/// (`lingqiao_kernels::ops::decode_rows`): the table's four-row kernel where it has one
+/// (`VecDotR4Fn`), else its one-row kernel, with decoding's software prefetch of the rows
+/// ahead (within `w`).
+fn pass_1tok(
+    f: &DecodeKernels,
+    cols: usize,
+    rb: usize,
+    w: &[u8],
+    x: &[u8],
+    out: &mut [f32],
+) -> f32 {
+    let rows = w.len() / rb;
+    decode_rows(f, cols, w, rb, 0..rows, x, out);
+    out[0] + out[rows - 1]
 }
 
 /// One pass of the four-token kernel over every row of `w` (`x`: four activation rows).
@@ -452,10 +445,8 @@ fn main() {
         for &k in &tables {
             let x = activations(k, ty, cols, 4, &mut rng);
             let x1 = &x[..x.len() / 4];
-            let one = OneToken {
-                one: k.vec_dot_fn(ty),
-                r4: k.vec_dot_r4_fn(ty),
-            };
+            let one = DecodeKernels::of(k, ty, rb);
+            let mut out1 = vec![0f32; stream_rows.max(cache_rows)];
             let four = k.vec_dot_x4_fn(ty);
             for stream in [false, true] {
                 let (w, rows): (&[u8], usize) = if stream {
@@ -470,9 +461,9 @@ fn main() {
                     let r = ((4usize << 20) / rb).max(1);
                     (r, rows / r, 1)
                 } else {
-                    black_box(pass_1tok(one, cols, rb, w, x1));
+                    black_box(pass_1tok(&one, cols, rb, w, x1, &mut out1));
                     let t = Instant::now();
-                    black_box(pass_1tok(one, cols, rb, w, x1));
+                    black_box(pass_1tok(&one, cols, rb, w, x1, &mut out1));
                     let once = t.elapsed().as_secs_f64();
                     (rows, 16, ((1e-3 / once) as usize).clamp(1, 100_000))
                 };
@@ -484,7 +475,7 @@ fn main() {
                         let p = part(if stream { i } else { 0 });
                         let mut s = 0f32;
                         for _ in 0..passes {
-                            s += pass_1tok(one, cols, rb, black_box(p), black_box(x1));
+                            s += pass_1tok(&one, cols, rb, black_box(p), black_box(x1), &mut out1);
                         }
                         s
                     });

@@ -125,6 +125,74 @@ pub(crate) fn prefetch_lines<const HINT: i32>(bytes: &[u8]) {
     let _ = bytes;
 }
 
+/// The kernels one-token decoding runs for a weight type (see [`decode_rows`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeKernels {
+    pub dot: crate::VecDotFn,
+    /// The prefetching one-row kernel, used for rows longer than [`LONG_ROW`] where the table
+    /// has one.
+    pub pf: Option<crate::VecDotPfFn>,
+    /// The four-row kernel, used where the table has one and there is no prefetching kernel.
+    pub r4: Option<crate::VecDotR4Fn>,
+}
+
+impl DecodeKernels {
+    /// What `k` runs for one-token products of `ty` with rows of `row_bytes`.
+    pub fn of(k: &Kernels, ty: GgmlType, row_bytes: usize) -> Self {
+        DecodeKernels {
+            dot: k.vec_dot_fn(ty),
+            pf: k.vec_dot_pf_fn(ty).filter(|_| row_bytes > LONG_ROW),
+            r4: k.vec_dot_r4_fn(ty),
+        }
+    }
+}
+
+/// One-token products of rows `rows` of `matrix` (rows of `w_row` bytes, `cols` elements)
+/// with the quantized activation row `x`, into `out` (one value per row), as decoding runs
+/// them: four rows a call where there is a four-row kernel, each call asking for the next
+/// four rows' worth of bytes [`PREFETCH_AHEAD`] past the end of its rows a few lines per
+/// block (one burst of four rows' lines per call was slower); else a row a call, asking for
+/// the row's worth of bytes [`PREFETCH_AHEAD`] on (spread over the row by the prefetching
+/// kernel for long rows, in one burst before the row otherwise). Prefetches stop at the
+/// matrix's end. `kernel_speed` times this same loop.
+pub fn decode_rows(
+    k: &DecodeKernels,
+    cols: usize,
+    matrix: &[u8],
+    w_row: usize,
+    rows: std::ops::Range<usize>,
+    x: &[u8],
+    out: &mut [f32],
+) {
+    let len = matrix.len();
+    let mut w_rows = &matrix[rows.start * w_row..rows.end * w_row];
+    let mut o = &mut out[..rows.len()];
+    let mut first = rows.start;
+    if let (Some(r4), None) = (k.r4, k.pf) {
+        let quads = o.len() / 4;
+        for q in 0..quads {
+            let at = (first + 4 * q + 4) * w_row + PREFETCH_AHEAD;
+            let pf = &matrix[at.min(len)..(at + 4 * w_row).min(len)];
+            let out4: &mut [f32; 4] = (&mut o[4 * q..4 * q + 4]).try_into().expect("4");
+            r4(cols, &w_rows[4 * q * w_row..], w_row, x, pf, out4);
+        }
+        o = &mut o[4 * quads..];
+        w_rows = &w_rows[4 * quads * w_row..];
+        first += 4 * quads;
+    }
+    for (i, (o, wr)) in o.iter_mut().zip(w_rows.chunks_exact(w_row)).enumerate() {
+        let ahead = (first + i) * w_row + PREFETCH_AHEAD;
+        let pf_bytes = &matrix[ahead.min(len)..(ahead + w_row).min(len)];
+        *o = match k.pf {
+            Some(pf) => pf(cols, wr, x, pf_bytes),
+            None => {
+                prefetch_lines::<L1>(pf_bytes);
+                (k.dot)(cols, wr, x)
+            }
+        };
+    }
+}
+
 /// Tokens per tile of prompt processing: their activations (64 x one quantized row, e.g.
 /// 64 x 952 bytes for 896 columns) stay in L1/L2 while a chunk of weight rows runs over them.
 const TOKEN_TILE: usize = 64;
@@ -338,38 +406,12 @@ pub fn matmul_segments_with(
         if n_tokens == 1 {
             // SAFETY: each chunk of rows is handed to exactly one thread.
             let o = unsafe { j.out.slice(rows.clone()) };
-            let x = &j.xq[..j.x_row];
-            let len = j.w.data.len();
-            let mut o = o;
-            let mut w_rows = w_rows;
-            let mut first = rows.start;
-            if let (Some(r4), None) = (j.r4, j.pf) {
-                // Four rows a call, which asks for the next four rows' worth of bytes
-                // PREFETCH_AHEAD past the end of these a few lines per block (one burst of
-                // four rows' lines per call was slower).
-                let quads = o.len() / 4;
-                for q in 0..quads {
-                    let at = (first + 4 * q + 4) * j.w_row + PREFETCH_AHEAD;
-                    let pf = &j.w.data[at.min(len)..(at + 4 * j.w_row).min(len)];
-                    let out4: &mut [f32; 4] = (&mut o[4 * q..4 * q + 4]).try_into().expect("4");
-                    r4(cols, &w_rows[4 * q * j.w_row..], j.w_row, x, pf, out4);
-                }
-                o = &mut o[4 * quads..];
-                w_rows = &w_rows[4 * quads * j.w_row..];
-                first += 4 * quads;
-            }
-            for (i, (o, wr)) in o.iter_mut().zip(w_rows.chunks_exact(j.w_row)).enumerate() {
-                // The row's worth of bytes PREFETCH_AHEAD on, cut at the matrix's end.
-                let ahead = (first + i) * j.w_row + PREFETCH_AHEAD;
-                let pf_bytes = &j.w.data[ahead.min(len)..(ahead + j.w_row).min(len)];
-                *o = match j.pf {
-                    Some(pf) => pf(cols, wr, x, pf_bytes),
-                    None => {
-                        prefetch_lines::<L1>(pf_bytes);
-                        (j.dot)(cols, wr, x)
-                    }
-                };
-            }
+            let kernels = DecodeKernels {
+                dot: j.dot,
+                pf: j.pf,
+                r4: j.r4,
+            };
+            decode_rows(&kernels, cols, j.w.data, j.w_row, rows, &j.xq[..j.x_row], o);
             return;
         }
         let n_rows = j.w.rows;

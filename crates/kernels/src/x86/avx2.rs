@@ -503,35 +503,30 @@ unsafe fn unsigned_r4<W: Unsigned>(
     }
 }
 
-/// Four-row ([`crate::VecDotR4Fn`]) kernels of the 32-element types.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn r4_q8_0(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
-    // SAFETY: this function has the features.
-    unsafe { signed_r4::<BlockQ8_0>(n, w, rb, x, pf, out) }
+/// Four-row ([`crate::VecDotR4Fn`]) kernels of the 32-element types: `name => shape::<block>`.
+macro_rules! r4_kernels {
+    ($($name:ident => $shape:ident::<$block:ty>;)*) => {$(
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) fn $name(
+            n: usize,
+            w: &[u8],
+            rb: usize,
+            x: &[u8],
+            pf: &[u8],
+            out: &mut [f32; 4],
+        ) {
+            // SAFETY: this function has the features.
+            unsafe { $shape::<$block>(n, w, rb, x, pf, out) }
+        }
+    )*};
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn r4_q4_0(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
-    // SAFETY: this function has the features.
-    unsafe { offset_r4::<BlockQ4_0>(n, w, rb, x, pf, out) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn r4_q5_0(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
-    // SAFETY: this function has the features.
-    unsafe { offset_r4::<BlockQ5_0>(n, w, rb, x, pf, out) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn r4_q4_1(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
-    // SAFETY: this function has the features.
-    unsafe { unsigned_r4::<BlockQ4_1>(n, w, rb, x, pf, out) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn r4_q5_1(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
-    // SAFETY: this function has the features.
-    unsafe { unsigned_r4::<BlockQ5_1>(n, w, rb, x, pf, out) }
+r4_kernels! {
+    r4_q8_0 => signed_r4::<BlockQ8_0>;
+    r4_q4_0 => offset_r4::<BlockQ4_0>;
+    r4_q5_0 => offset_r4::<BlockQ5_0>;
+    r4_q4_1 => unsigned_r4::<BlockQ4_1>;
+    r4_q5_1 => unsigned_r4::<BlockQ5_1>;
 }
 
 /// (v >> k) & mask on every byte, for a run-time k < 8.

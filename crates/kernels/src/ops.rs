@@ -319,12 +319,10 @@ pub fn matmul_segments_with(
         xq: &'a [u8],
         x_row: usize,
         out: SharedMut<f32>,
-        dot: crate::VecDotFn,
+        /// The one-token kernels ([`decode_rows`]); `decode.dot` also runs the tokens the
+        /// four-token kernel leaves.
+        decode: DecodeKernels,
         x4: Option<crate::VecDotX4Fn>,
-        /// The prefetching one-row kernel, for rows longer than [`LONG_ROW`].
-        pf: Option<crate::VecDotPfFn>,
-        /// The four-row kernel, for decoding (where there is no prefetching kernel).
-        r4: Option<crate::VecDotR4Fn>,
         tile: Option<(Format, &'a ActTile, crate::tile::TileKernels)>,
         /// Token ranges and whether they run as tiles: a segment long enough for this
         /// format's tiles is one tile run; the tokens between such segments are one
@@ -376,10 +374,8 @@ pub fn matmul_segments_with(
             xq,
             x_row: *x_row,
             out: SharedMut::new(out),
-            dot: k.vec_dot_fn(w.ty),
+            decode: DecodeKernels::of(k, w.ty, w_row),
             x4: k.vec_dot_x4_fn(w.ty),
-            pf: k.vec_dot_pf_fn(w.ty).filter(|_| w_row > LONG_ROW),
-            r4: k.vec_dot_r4_fn(w.ty),
             tile,
             runs,
             chunk,
@@ -406,12 +402,15 @@ pub fn matmul_segments_with(
         if n_tokens == 1 {
             // SAFETY: each chunk of rows is handed to exactly one thread.
             let o = unsafe { j.out.slice(rows.clone()) };
-            let kernels = DecodeKernels {
-                dot: j.dot,
-                pf: j.pf,
-                r4: j.r4,
-            };
-            decode_rows(&kernels, cols, j.w.data, j.w_row, rows, &j.xq[..j.x_row], o);
+            decode_rows(
+                &j.decode,
+                cols,
+                j.w.data,
+                j.w_row,
+                rows,
+                &j.xq[..j.x_row],
+                o,
+            );
             return;
         }
         let n_rows = j.w.rows;
@@ -468,7 +467,7 @@ pub fn matmul_segments_with(
                         }
                     }
                     for t in t..t1 {
-                        let v = (j.dot)(cols, wr, &j.xq[t * j.x_row..(t + 1) * j.x_row]);
+                        let v = (j.decode.dot)(cols, wr, &j.xq[t * j.x_row..(t + 1) * j.x_row]);
                         // SAFETY: row r belongs to this thread's chunk.
                         unsafe { j.out.write(t * n_rows + r, v) };
                     }

@@ -688,8 +688,8 @@ fn scales_i16(sc: &[u8; 8]) -> __m256i {
     _mm256_broadcastsi128_si256(v)
 }
 
-/// Scale `g` (< 8) of [`scales_i16`] in every i16 lane: one byte shuffle instead of a move
-/// from a general register and a broadcast.
+/// Lane `g` (< 8) of each 128-bit half of `scales` ([`scales_i16`], [`scales_i16_q6`]) over
+/// that half: one byte shuffle instead of a move from a general register and a broadcast.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scale_of(scales: __m256i, g: usize) -> __m256i {
@@ -779,7 +779,8 @@ pub(super) fn vec_dot_q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     *out = sumf;
 }
 
-/// Scales 8h..8h+8 of a Q6_K block as i16, in both 128-bit halves, for [`scale_pair_of`].
+/// Scales 8h..8h+8 of a Q6_K block as i16, the high 128-bit half shifted by one lane, so
+/// that [`scale_of`] lane 2k gives [`scale_pair`] of scales 2k and 2k + 1.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scales_i16_q6(scales: &[i8; 16], h: usize) -> __m256i {
@@ -787,29 +788,8 @@ fn scales_i16_q6(scales: &[i8; 16], h: usize) -> __m256i {
         .try_into()
         .expect("8 bytes");
     let v = _mm_cvtepi8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(half)));
-    _mm256_broadcastsi128_si256(v)
-}
-
-/// [`scale_pair`] of scales 2k and 2k + 1 of [`scales_i16_q6`]: one byte shuffle.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn scale_pair_of(scales: __m256i, k: usize) -> __m256i {
-    /// Byte shuffles: i16 lane 2k over the low half, lane 2k + 1 over the high half.
-    static PAIRS: [[u8; 32]; 4] = {
-        let mut t = [[0u8; 32]; 4];
-        let mut k = 0;
-        while k < 4 {
-            let mut b = 0;
-            while b < 32 {
-                let lane = 2 * k + b / 16;
-                t[k][b] = (2 * lane + b % 2) as u8;
-                b += 1;
-            }
-            k += 1;
-        }
-        t
-    };
-    _mm256_shuffle_epi8(scales, ld(&PAIRS[k]))
+    // The high half one lane on, so lane 2k holds scale 2k below and 2k + 1 above.
+    _mm256_set_m128i(_mm_srli_si128::<2>(v), v)
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`, for `N` activation rows; bit-identical to
@@ -836,7 +816,7 @@ pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
             for (k, low) in quarters.into_iter().enumerate() {
                 let high = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * k as u32, 0x03));
                 let q = _mm256_or_si256(low, high);
-                let scv = scale_pair_of(half_scales, k);
+                let scv = scale_of(half_scales, 2 * k);
                 for j in 0..N {
                     let y = ld_i8(&xs[j][i].qs[128 * h + 32 * k..]);
                     let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scv);

@@ -296,10 +296,10 @@ pub(super) fn vec_dot_q5_1_q8_1<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
 }
 
 /// Four consecutive weight rows of `W` blocks (each `rb` bytes of `w`) and one activation
-/// row, cut to the whole blocks all of them have.
+/// row, cut to the whole blocks all of them have, at most `nb`.
 #[inline(always)]
 fn rows4<'a, W: bytemuck::Pod, X: bytemuck::Pod>(
-    n: usize,
+    nb: usize,
     w: &'a [u8],
     rb: usize,
     x: &'a [u8],
@@ -308,16 +308,14 @@ fn rows4<'a, W: bytemuck::Pod, X: bytemuck::Pod>(
         crate::scalar::blocks::<W>(w.get(r * rb..(r + 1) * rb).unwrap_or(&[]))
     });
     let xs = crate::scalar::blocks::<X>(x);
-    let nb = ws
-        .iter()
-        .fold((n / QK).min(xs.len()), |m, r| m.min(r.len()));
+    let nb = ws.iter().fold(nb.min(xs.len()), |m, r| m.min(r.len()));
     (ws.map(|r| &r[..nb]), &xs[..nb])
 }
 
 /// At block `i` of a four-row kernel, asks for the cache lines of four blocks' worth of `pf`
 /// from `4 * i` blocks on: over a row's blocks, four rows' worth (see [`crate::VecDotR4Fn`]).
-/// One prefetch per 64 bytes from the region's start, without a loop (the region is at most
-/// 4 x 34 bytes), and nothing at or past `pf`'s end.
+/// One prefetch per 64 bytes from the region's start (for the 32-element types, whose region
+/// is at most 4 x 34 bytes, the loop unrolls away), and nothing at or past `pf`'s end.
 #[inline(always)]
 fn prefetch4<B>(pf: &[u8], i: usize) {
     let size = 4 * size_of::<B>();
@@ -367,7 +365,7 @@ unsafe fn signed_r4<W: Signed>(
     pf: &[u8],
     out: &mut [f32; 4],
 ) {
-    let (ws, xs) = rows4::<W, BlockQ8_0>(n, w, rb, x);
+    let (ws, xs) = rows4::<W, BlockQ8_0>(n / QK, w, rb, x);
     // SAFETY: the features are the caller's promise.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -435,7 +433,7 @@ unsafe fn offset_r4<W: Offset>(
     pf: &[u8],
     out: &mut [f32; 4],
 ) {
-    let (ws, xs) = rows4::<W, BlockQ8_0>(n, w, rb, x);
+    let (ws, xs) = rows4::<W, BlockQ8_0>(n / QK, w, rb, x);
     // SAFETY: the features are the caller's promise.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -475,7 +473,7 @@ unsafe fn unsigned_r4<W: Unsigned>(
     pf: &[u8],
     out: &mut [f32; 4],
 ) {
-    let (ws, xs) = rows4::<W, BlockQ8_1>(n, w, rb, x);
+    let (ws, xs) = rows4::<W, BlockQ8_1>(n / QK, w, rb, x);
     // SAFETY: the features are the caller's promise.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -527,6 +525,15 @@ r4_kernels! {
     r4_q5_0 => offset_r4::<BlockQ5_0>;
     r4_q4_1 => unsigned_r4::<BlockQ4_1>;
     r4_q5_1 => unsigned_r4::<BlockQ5_1>;
+    r4_q4_k => k4_r4::<BlockQ4K>;
+    r4_q5_k => k4_r4::<BlockQ5K>;
+}
+
+/// The four-row Q6_K kernel ([`q6_r4`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn r4_q6_k(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: this function has the features.
+    unsafe { q6_r4(n, w, rb, x, pf, out) }
 }
 
 /// (v >> k) & mask on every byte, for a run-time k < 8.
@@ -624,27 +631,6 @@ pub(super) fn vec_dot_q3_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
     *out = sumf;
 }
 
-/// Sum of min * bsums of a Q4_K/Q5_K block: the offset part of its dot product. In SIMD (the
-/// scalar loop was a third of the kernel's instructions): the 16 bsums added in pairs (each
-/// pair at most 2 x 16 x 128 in magnitude, exact in i16), times the 8 minimums, summed in
-/// i32; the same integer as the scalar sum.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn mins_dot(m: &[u8; 8], b: &BlockQ8K) -> i32 {
-    let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
-    // SAFETY: 16-byte unaligned loads of 32 readable bytes and an 8-byte one of 8.
-    unsafe {
-        let lo = _mm_loadu_si128(bs.as_ptr().cast());
-        let hi = _mm_loadu_si128(bs[16..].as_ptr().cast());
-        let pairs = _mm_hadd_epi16(lo, hi);
-        let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(m.as_ptr().cast()));
-        let s = _mm_madd_epi16(mins, pairs);
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-        _mm_cvtsi128_si32(s)
-    }
-}
-
 /// The 6-bit scales and minimums of a Q4_K/Q5_K block ([`crate::blocks::scales_mins_k4`])
 /// with whole-word operations, as ggml's AVX2 `ggml_vec_dot_q4_K_q8_K` unpacks them: with
 /// the 12 bytes as words w0, w1, w2, scales 0..4 are the low 6 bits of w0's bytes, minimums
@@ -710,73 +696,219 @@ fn scale_of(scales: __m256i, g: usize) -> __m256i {
     _mm256_shuffle_epi8(scales, ld(&SPREAD[g]))
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`, for `N` activation rows; bit-identical to
-/// the scalar kernel.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn vec_dot_q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ4K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm256_set1_epi8(0x0F);
-    let mut sumf = [0f32; N];
-    for (i, a) in w.iter().enumerate() {
-        let (sc, m) = scales_mins_k4_words(&a.scales);
-        let scales = scales_i16(&sc);
-        let mut sumi = [_mm256_setzero_si256(); N];
-        for c in 0..4 {
-            let (s0, s1) = (scale_of(scales, 2 * c), scale_of(scales, 2 * c + 1));
-            let q = ld(&a.qs[32 * c..]);
-            let lo = _mm256_and_si256(q, low4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
-            for j in 0..N {
-                let y = &xs[j][i].qs[64 * c..];
-                sumi[j] = add_group_pair(sumi[j], lo, hi, y, s0, s1);
-            }
+/// A Q4_K or Q5_K block, for [`k4_dot`] and [`k4_r4`]: two f16 scales, 6-bit scales and
+/// minimums per 32-element group, and 4- or 5-bit unsigned values.
+trait K4: bytemuck::Pod {
+    fn d_dmin(&self) -> ([u8; 2], [u8; 2]);
+    fn packed_scales(&self) -> &[u8; 12];
+    /// The values of groups 2c and 2c + 1 as unsigned bytes.
+    /// # Safety
+    /// The CPU must have AVX2 (only called from this module's `#[target_feature]` kernels).
+    unsafe fn groups(&self, c: usize) -> (__m256i, __m256i);
+}
+
+impl K4 for BlockQ4K {
+    fn d_dmin(&self) -> ([u8; 2], [u8; 2]) {
+        (self.d, self.dmin)
+    }
+    fn packed_scales(&self) -> &[u8; 12] {
+        &self.scales
+    }
+    #[inline(always)]
+    unsafe fn groups(&self, c: usize) -> (__m256i, __m256i) {
+        // SAFETY: the caller's promise.
+        unsafe { Self::groups_of(&self.qs, c) }
+    }
+}
+
+impl K4 for BlockQ5K {
+    fn d_dmin(&self) -> ([u8; 2], [u8; 2]) {
+        (self.d, self.dmin)
+    }
+    fn packed_scales(&self) -> &[u8; 12] {
+        &self.scales
+    }
+    #[inline(always)]
+    unsafe fn groups(&self, c: usize) -> (__m256i, __m256i) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            let (lo, hi) = BlockQ4K::groups_of(&self.qs, c);
+            let qh = ld(&self.qh);
+            let h0 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32, 0x01));
+            let h1 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32 + 1, 0x01));
+            (_mm256_or_si256(lo, h0), _mm256_or_si256(hi, h1))
         }
-        let (ad, amin) = f16_pair(a.d, a.dmin);
-        for j in 0..N {
-            let b = &xs[j][i];
-            let summs = mins_dot(&m, b);
-            let d = f32::from_le_bytes(b.d) * ad;
-            let dmin = f32::from_le_bytes(b.d) * amin;
-            sumf[j] += d * hsum_i32(sumi[j]) as f32 - dmin * summs as f32;
+    }
+}
+
+impl BlockQ4K {
+    /// [`K4::groups`] of 128 packed nibbles (Q5_K's low bits are laid out as Q4_K's).
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline(always)]
+    unsafe fn groups_of(qs: &[u8; QK_K / 2], c: usize) -> (__m256i, __m256i) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            let low4 = _mm256_set1_epi8(0x0F);
+            let q = ld(&qs[32 * c..]);
+            let hi = _mm256_srli_epi16::<4>(q);
+            (_mm256_and_si256(q, low4), _mm256_and_si256(hi, low4))
+        }
+    }
+}
+
+/// The minimums of a Q4_K/Q5_K block (8 bytes) as eight i16.
+#[inline(always)]
+unsafe fn mins_i16(m: &[u8; 8]) -> __m128i {
+    // SAFETY: the caller's features (AVX2 implies SSE4.1).
+    unsafe { _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(*m))) }
+}
+
+/// The 16 bsums of an activation super-block added in pairs, the eight sums of its 32-element
+/// groups (each pair at most 2 x 16 x 128 in magnitude, exact in i16).
+#[inline(always)]
+unsafe fn group_bsums(b: &BlockQ8K) -> __m128i {
+    let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
+    // SAFETY: 16-byte unaligned loads of 32 readable bytes; the caller's features.
+    unsafe {
+        let lo = _mm_loadu_si128(bs.as_ptr().cast());
+        let hi = _mm_loadu_si128(bs[16..].as_ptr().cast());
+        _mm_hadd_epi16(lo, hi)
+    }
+}
+
+/// The shape of ggml's AVX2 `ggml_vec_dot_q4_K_q8_K` and `_q5_K_q8_K`, for `N` activation
+/// rows; bit-identical to the scalar kernels: per super-block the exact integer sums of
+/// scale x dot and of minimum x bsum, combined in f32 as the scalar kernel does.
+#[inline(always)]
+unsafe fn k4_dot<const N: usize, W: K4>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    let (w, xs) = rows::<W, BlockQ8K, N>(n / QK_K, w, x);
+    let mut sumf = [0f32; N];
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        for (i, a) in w.iter().enumerate() {
+            let (sc, m) = scales_mins_k4_words(a.packed_scales());
+            let scales = scales_i16(&sc);
+            let mut sumi = [_mm256_setzero_si256(); N];
+            for c in 0..4 {
+                let (s0, s1) = (scale_of(scales, 2 * c), scale_of(scales, 2 * c + 1));
+                let (lo, hi) = a.groups(c);
+                for j in 0..N {
+                    let y = &xs[j][i].qs[64 * c..];
+                    sumi[j] = add_group_pair(sumi[j], lo, hi, y, s0, s1);
+                }
+            }
+            let (d, dmin) = a.d_dmin();
+            let (ad, amin) = f16_pair(d, dmin);
+            let mins = mins_i16(&m);
+            for j in 0..N {
+                let b = &xs[j][i];
+                let summs = hsum_i32x4(_mm_madd_epi16(mins, group_bsums(b)));
+                let d = f32::from_le_bytes(b.d) * ad;
+                let dmin = f32::from_le_bytes(b.d) * amin;
+                sumf[j] += d * hsum_i32(sumi[j]) as f32 - dmin * summs as f32;
+            }
         }
     }
     *out = sumf;
 }
 
-/// Matches ggml's AVX2 `ggml_vec_dot_q5_K_q8_K`, for `N` activation rows; bit-identical to
-/// the scalar kernel.
+/// Matches ggml's AVX2 `ggml_vec_dot_q4_K_q8_K` ([`k4_dot`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn vec_dot_q4_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
+    // SAFETY: this function has the features.
+    unsafe { k4_dot::<N, BlockQ4K>(n, w, x, out) }
+}
+
+/// Matches ggml's AVX2 `ggml_vec_dot_q5_K_q8_K` ([`k4_dot`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn vec_dot_q5_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
-    let (w, xs) = rows::<BlockQ5K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm256_set1_epi8(0x0F);
-    let mut sumf = [0f32; N];
-    for (i, a) in w.iter().enumerate() {
-        let (sc, m) = scales_mins_k4_words(&a.scales);
+    // SAFETY: this function has the features.
+    unsafe { k4_dot::<N, BlockQ5K>(n, w, x, out) }
+}
+
+/// The sum of the four i32 lanes of `v`.
+#[inline(always)]
+unsafe fn hsum_i32x4(v: __m128i) -> i32 {
+    // SAFETY: the caller's features.
+    unsafe {
+        let s = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// Lane r of the result is the sum of the eight i32 lanes of `v[r]`: the integers
+/// [`hsum_i32`] gives for each (a sum of integers does not depend on its order; both wrap).
+#[inline(always)]
+unsafe fn hsum4_i32(v: [__m256i; 4]) -> __m128i {
+    // SAFETY: the caller's features.
+    unsafe {
+        let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t))
+    }
+}
+
+/// Lane r of the result is the sum of the four i32 lanes of `v[r]` ([`hsum_i32x4`] of each).
+#[inline(always)]
+unsafe fn hsum4_i32x4(v: [__m128i; 4]) -> __m128i {
+    // SAFETY: the caller's features.
+    unsafe { _mm_hadd_epi32(_mm_hadd_epi32(v[0], v[1]), _mm_hadd_epi32(v[2], v[3])) }
+}
+
+/// [`k4_dot`] for four weight rows and one activation row. Per row and super-block the
+/// integer sums are [`k4_dot`]'s (the same integers, summed in another order), and the f32
+/// expression is the same one in the four lanes of a vector (`d * isum - dmin * summs` added
+/// to the row's sum, each operation rounded as in the scalar code), so every row's result
+/// is the same bits. What four rows share: the activation block's bsums, its scale, and the
+/// final sums and float arithmetic, done for four rows at once instead of one lane at a time.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn k4_r4<W: K4>(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    let (ws, xs) = rows4::<W, BlockQ8K>(n / QK_K, w, rb, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut sumf = _mm_setzero_ps();
+        for (i, b) in xs.iter().enumerate() {
+            prefetch4::<W>(pf, i);
+            let pairs = group_bsums(b);
+            // Four rows written out, not a loop over r: a loop kept the sums in memory.
+            let a = [&ws[0][i], &ws[1][i], &ws[2][i], &ws[3][i]];
+            let (s0, m0) = k4_sums(a[0], b, pairs);
+            let (s1, m1) = k4_sums(a[1], b, pairs);
+            let (s2, m2) = k4_sums(a[2], b, pairs);
+            let (s3, m3) = k4_sums(a[3], b, pairs);
+            let isum = _mm_cvtepi32_ps(hsum4_i32([s0, s1, s2, s3]));
+            let summs = _mm_cvtepi32_ps(hsum4_i32x4([m0, m1, m2, m3]));
+            let yd = _mm_set1_ps(f32::from_le_bytes(b.d));
+            let dd = [a[0].d_dmin(), a[1].d_dmin(), a[2].d_dmin(), a[3].d_dmin()];
+            let d = _mm_mul_ps(yd, f16x4([dd[0].0, dd[1].0, dd[2].0, dd[3].0]));
+            let dmin = _mm_mul_ps(yd, f16x4([dd[0].1, dd[1].1, dd[2].1, dd[3].1]));
+            let t = _mm_sub_ps(_mm_mul_ps(d, isum), _mm_mul_ps(dmin, summs));
+            sumf = _mm_add_ps(sumf, t);
+        }
+        _mm_storeu_ps(out.as_mut_ptr(), sumf);
+    }
+}
+
+/// One row's super-block for [`k4_r4`]: the scale x dot sums (eight i32 lanes) and the
+/// minimum x bsum products (four i32 lanes), given the activation's group bsums `pairs`.
+#[inline(always)]
+unsafe fn k4_sums<W: K4>(a: &W, b: &BlockQ8K, pairs: __m128i) -> (__m256i, __m128i) {
+    // SAFETY: the caller's features.
+    unsafe {
+        let (sc, m) = scales_mins_k4_words(a.packed_scales());
         let scales = scales_i16(&sc);
-        let qh = ld(&a.qh);
-        let mut sumi = [_mm256_setzero_si256(); N];
+        let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
             let (s0, s1) = (scale_of(scales, 2 * c), scale_of(scales, 2 * c + 1));
-            let q = ld(&a.qs[32 * c..]);
-            let h0 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32, 0x01));
-            let h1 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32 + 1, 0x01));
-            let lo = _mm256_or_si256(_mm256_and_si256(q, low4), h0);
-            let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), h1);
-            for j in 0..N {
-                let y = &xs[j][i].qs[64 * c..];
-                sumi[j] = add_group_pair(sumi[j], lo, hi, y, s0, s1);
-            }
+            let (lo, hi) = a.groups(c);
+            sumi = add_group_pair(sumi, lo, hi, &b.qs[64 * c..], s0, s1);
         }
-        let (ad, amin) = f16_pair(a.d, a.dmin);
-        for j in 0..N {
-            let b = &xs[j][i];
-            let summs = mins_dot(&m, b);
-            let d = f32::from_le_bytes(b.d) * ad;
-            let dmin = f32::from_le_bytes(b.d) * amin;
-            sumf[j] += d * hsum_i32(sumi[j]) as f32 - dmin * summs as f32;
-        }
+        (sumi, _mm_madd_epi16(mins_i16(&m), pairs))
     }
-    *out = sumf;
 }
 
 /// Scales 8h..8h+8 of a Q6_K block as i16, the high 128-bit half shifted by one lane, so
@@ -792,30 +924,53 @@ fn scales_i16_q6(scales: &[i8; 16], h: usize) -> __m256i {
     _mm256_set_m128i(_mm_srli_si128::<2>(v), v)
 }
 
+/// Quarter k (elements 128h + 32k..) of half h of a Q6_K block as unsigned bytes 0..64.
+#[inline(always)]
+unsafe fn q6_quarter(a: &BlockQ6K, h: usize, k: usize) -> __m256i {
+    // SAFETY: the caller's features.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0x0F);
+        let ql = ld(&a.ql[64 * h + 32 * (k % 2)..]);
+        let low = _mm256_and_si256(
+            if k < 2 {
+                ql
+            } else {
+                _mm256_srli_epi16::<4>(ql)
+            },
+            low4,
+        );
+        let qh = ld(&a.qh[32 * h..]);
+        let high = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * k as u32, 0x03));
+        _mm256_or_si256(low, high)
+    }
+}
+
+/// The sum of scale x bsum over a Q6_K block's 16 groups, in the eight i32 lanes of the
+/// result (exact, as the scalar loop's sum).
+#[inline(always)]
+unsafe fn q6_corr(a: &BlockQ6K, b: &BlockQ8K) -> __m256i {
+    let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
+    // SAFETY: a 16-byte unaligned load of the 16 scale bytes; the caller's features.
+    unsafe {
+        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.scales.as_ptr().cast()));
+        _mm256_madd_epi16(sc16, ld(bs))
+    }
+}
+
 /// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`, for `N` activation rows; bit-identical to
 /// the scalar kernel. Values are summed unsigned (0..64) and 32 times the scaled bsums taken
 /// off at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], out: &mut [f32; N]) {
     let (w, xs) = rows::<BlockQ6K, BlockQ8K, N>(n / QK_K, w, x);
-    let low4 = _mm256_set1_epi8(0x0F);
     let mut sumf = [0f32; N];
     for (i, a) in w.iter().enumerate() {
         let mut sumi = [_mm256_setzero_si256(); N];
         for h in 0..2 {
-            let ql0 = ld(&a.ql[64 * h..]);
-            let ql1 = ld(&a.ql[64 * h + 32..]);
-            let qh = ld(&a.qh[32 * h..]);
-            let quarters = [
-                _mm256_and_si256(ql0, low4),
-                _mm256_and_si256(ql1, low4),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low4),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low4),
-            ];
             let half_scales = scales_i16_q6(&a.scales, h);
-            for (k, low) in quarters.into_iter().enumerate() {
-                let high = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * k as u32, 0x03));
-                let q = _mm256_or_si256(low, high);
+            for k in 0..4 {
+                // SAFETY: this function has the features.
+                let q = unsafe { q6_quarter(a, h, k) };
                 let scv = scale_of(half_scales, 2 * k);
                 for j in 0..N {
                     let y = ld_i8(&xs[j][i].qs[128 * h + 32 * k..]);
@@ -825,18 +980,65 @@ pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
             }
         }
         let ad = f16(a.d);
-        // SAFETY: a 16-byte unaligned load of the 16 scale bytes.
-        let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(a.scales.as_ptr().cast()) });
         for j in 0..N {
             let b = &xs[j][i];
-            // Sum of scale * bsum over the 16 groups: exact in i32, as the scalar loop's.
-            let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
-            let corr = hsum_i32(_mm256_madd_epi16(sc16, ld(bs)));
+            // SAFETY: this function has the features.
+            let corr = hsum_i32(unsafe { q6_corr(a, b) });
             let isum = hsum_i32(sumi[j]) - 32 * corr;
             sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
         }
     }
     *out = sumf;
+}
+
+/// [`vec_dot_q6_k_q8_k`] for four weight rows and one activation row, as [`k4_r4`] is for
+/// [`k4_dot`]: the same integers per row and super-block, and `(d_w * d_x) * isum` added to
+/// each row's sum in the lanes of one vector, so every row's result is the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn q6_r4(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+    let (ws, xs) = rows4::<BlockQ6K, BlockQ8K>(n / QK_K, w, rb, x);
+    // SAFETY: the features are the caller's promise.
+    unsafe {
+        let mut sumf = _mm_setzero_ps();
+        for (i, b) in xs.iter().enumerate() {
+            prefetch4::<BlockQ6K>(pf, i);
+            // Four rows written out, as in [`k4_r4`].
+            let a = [&ws[0][i], &ws[1][i], &ws[2][i], &ws[3][i]];
+            let (s0, c0) = q6_sums(a[0], b);
+            let (s1, c1) = q6_sums(a[1], b);
+            let (s2, c2) = q6_sums(a[2], b);
+            let (s3, c3) = q6_sums(a[3], b);
+            let corr = hsum4_i32([c0, c1, c2, c3]);
+            let isum = _mm_sub_epi32(hsum4_i32([s0, s1, s2, s3]), _mm_slli_epi32::<5>(corr));
+            let ad = f16x4([a[0].d, a[1].d, a[2].d, a[3].d]);
+            let d = _mm_mul_ps(ad, _mm_set1_ps(f32::from_le_bytes(b.d)));
+            sumf = _mm_add_ps(sumf, _mm_mul_ps(d, _mm_cvtepi32_ps(isum)));
+        }
+        _mm_storeu_ps(out.as_mut_ptr(), sumf);
+    }
+}
+
+/// One row's super-block for [`q6_r4`]: the scaled sums of its unsigned values and its
+/// [`q6_corr`], each in eight i32 lanes.
+#[inline(always)]
+unsafe fn q6_sums(a: &BlockQ6K, b: &BlockQ8K) -> (__m256i, __m256i) {
+    // SAFETY: the caller's features.
+    unsafe {
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let half_scales = scales_i16_q6(&a.scales, h);
+            for k in 0..4 {
+                let y = ld_i8(&b.qs[128 * h + 32 * k..]);
+                let p = _mm256_maddubs_epi16(q6_quarter(a, h, k), y);
+                let p = _mm256_madd_epi16(p, scale_of(half_scales, 2 * k));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+        }
+        (sumi, q6_corr(a, b))
+    }
 }
 
 /// Four 8-lane accumulators per activation row over runs of 32 elements, then the tail in

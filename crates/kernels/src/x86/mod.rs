@@ -161,7 +161,9 @@ mod avx2_r4 {
             }
         )*};
     }
-    wrap!(r4_q4_0, r4_q4_1, r4_q5_0, r4_q5_1, r4_q8_0);
+    wrap!(
+        r4_q4_0, r4_q4_1, r4_q5_0, r4_q5_1, r4_q8_0, r4_q4_k, r4_q5_k, r4_q6_k
+    );
 }
 
 fn avx2_r4(ty: GgmlType) -> Option<VecDotR4Fn> {
@@ -172,6 +174,9 @@ fn avx2_r4(ty: GgmlType) -> Option<VecDotR4Fn> {
         GgmlType::Q5_0 => r4_q5_0,
         GgmlType::Q5_1 => r4_q5_1,
         GgmlType::Q8_0 => r4_q8_0,
+        GgmlType::Q4_K => r4_q4_k,
+        GgmlType::Q5_K => r4_q5_k,
+        GgmlType::Q6_K => r4_q6_k,
         _ => return None,
     })
 }

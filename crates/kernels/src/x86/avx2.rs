@@ -78,7 +78,9 @@ pub(super) fn hsum_i32(v: __m256i) -> i32 {
 fn nibbles(s: &[u8; 16]) -> __m256i {
     // SAFETY: 16 readable bytes, unaligned load.
     let t = unsafe { _mm_loadu_si128(s.as_ptr().cast()) };
-    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(t), t);
+    // The 16 bytes in both halves (a load that broadcasts, no shuffle), the high half shifted
+    // by 4 in 64-bit lanes: one fewer shuffle than shifting a copy and inserting it.
+    let both = _mm256_srlv_epi64(_mm256_broadcastsi128_si256(t), _mm256_set_epi64x(4, 4, 0, 0));
     _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
 }
 

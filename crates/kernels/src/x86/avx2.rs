@@ -80,7 +80,10 @@ fn nibbles(s: &[u8; 16]) -> __m256i {
     let t = unsafe { _mm_loadu_si128(s.as_ptr().cast()) };
     // The 16 bytes in both halves (a load that broadcasts, no shuffle), the high half shifted
     // by 4 in 64-bit lanes: one fewer shuffle than shifting a copy and inserting it.
-    let both = _mm256_srlv_epi64(_mm256_broadcastsi128_si256(t), _mm256_set_epi64x(4, 4, 0, 0));
+    let both = _mm256_srlv_epi64(
+        _mm256_broadcastsi128_si256(t),
+        _mm256_set_epi64x(4, 4, 0, 0),
+    );
     _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
 }
 
@@ -709,13 +712,20 @@ trait K4: bytemuck::Pod {
     unsafe fn groups(&self, c: usize) -> (__m256i, __m256i);
 }
 
+/// [`K4`]'s scale accessors, the same fields in both blocks.
+macro_rules! k4_header {
+    () => {
+        fn d_dmin(&self) -> ([u8; 2], [u8; 2]) {
+            (self.d, self.dmin)
+        }
+        fn packed_scales(&self) -> &[u8; 12] {
+            &self.scales
+        }
+    };
+}
+
 impl K4 for BlockQ4K {
-    fn d_dmin(&self) -> ([u8; 2], [u8; 2]) {
-        (self.d, self.dmin)
-    }
-    fn packed_scales(&self) -> &[u8; 12] {
-        &self.scales
-    }
+    k4_header!();
     #[inline(always)]
     unsafe fn groups(&self, c: usize) -> (__m256i, __m256i) {
         // SAFETY: the caller's promise.
@@ -724,12 +734,7 @@ impl K4 for BlockQ4K {
 }
 
 impl K4 for BlockQ5K {
-    fn d_dmin(&self) -> ([u8; 2], [u8; 2]) {
-        (self.d, self.dmin)
-    }
-    fn packed_scales(&self) -> &[u8; 12] {
-        &self.scales
-    }
+    k4_header!();
     #[inline(always)]
     unsafe fn groups(&self, c: usize) -> (__m256i, __m256i) {
         // SAFETY: the caller's promise.

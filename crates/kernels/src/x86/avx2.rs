@@ -506,20 +506,27 @@ unsafe fn unsigned_r4<W: Unsigned>(
     }
 }
 
-/// Four-row ([`crate::VecDotR4Fn`]) kernels of the 32-element types: `name => shape::<block>`.
+/// The four-row ([`crate::VecDotR4Fn`]) kernels, `name => shape`, as safe functions for the
+/// AVX2 table: each compiles its shape with the features (an inner `#[target_feature]`
+/// function, so the shape's intrinsics inline) and calls it.
 macro_rules! r4_kernels {
-    ($($name:ident => $shape:ident::<$block:ty>;)*) => {$(
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub(super) fn $name(
-            n: usize,
-            w: &[u8],
-            rb: usize,
-            x: &[u8],
-            pf: &[u8],
-            out: &mut [f32; 4],
-        ) {
-            // SAFETY: this function has the features.
-            unsafe { $shape::<$block>(n, w, rb, x, pf, out) }
+    ($($name:ident => $shape:path;)*) => {$(
+        pub(super) fn $name(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            fn with_features(
+                n: usize,
+                w: &[u8],
+                rb: usize,
+                x: &[u8],
+                pf: &[u8],
+                out: &mut [f32; 4],
+            ) {
+                // SAFETY: this function has the features.
+                unsafe { $shape(n, w, rb, x, pf, out) }
+            }
+            // SAFETY: only the AVX2 table (`super::avx2_r4`) holds these functions, and it
+            // exists only after AVX2, FMA and F16C were detected and its probe passed.
+            unsafe { with_features(n, w, rb, x, pf, out) }
         }
     )*};
 }
@@ -532,13 +539,7 @@ r4_kernels! {
     r4_q5_1 => unsigned_r4::<BlockQ5_1>;
     r4_q4_k => k4_r4::<BlockQ4K>;
     r4_q5_k => k4_r4::<BlockQ5K>;
-}
-
-/// The four-row Q6_K kernel ([`q6_r4`]).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn r4_q6_k(n: usize, w: &[u8], rb: usize, x: &[u8], pf: &[u8], out: &mut [f32; 4]) {
-    // SAFETY: this function has the features.
-    unsafe { q6_r4(n, w, rb, x, pf, out) }
+    r4_q6_k => q6_r4;
 }
 
 /// (v >> k) & mask on every byte, for a run-time k < 8.
@@ -729,7 +730,7 @@ impl K4 for BlockQ4K {
     #[inline(always)]
     unsafe fn groups(&self, c: usize) -> (__m256i, __m256i) {
         // SAFETY: the caller's promise.
-        unsafe { Self::groups_of(&self.qs, c) }
+        unsafe { k4_nibbles(&self.qs, c) }
     }
 }
 
@@ -739,7 +740,7 @@ impl K4 for BlockQ5K {
     unsafe fn groups(&self, c: usize) -> (__m256i, __m256i) {
         // SAFETY: the caller's promise.
         unsafe {
-            let (lo, hi) = BlockQ4K::groups_of(&self.qs, c);
+            let (lo, hi) = k4_nibbles(&self.qs, c);
             let qh = ld(&self.qh);
             let h0 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32, 0x01));
             let h1 = _mm256_slli_epi16::<4>(shr_mask(qh, 2 * c as u32 + 1, 0x01));
@@ -748,19 +749,17 @@ impl K4 for BlockQ5K {
     }
 }
 
-impl BlockQ4K {
-    /// [`K4::groups`] of 128 packed nibbles (Q5_K's low bits are laid out as Q4_K's).
-    /// # Safety
-    /// The CPU must have AVX2.
-    #[inline(always)]
-    unsafe fn groups_of(qs: &[u8; QK_K / 2], c: usize) -> (__m256i, __m256i) {
-        // SAFETY: the caller's promise.
-        unsafe {
-            let low4 = _mm256_set1_epi8(0x0F);
-            let q = ld(&qs[32 * c..]);
-            let hi = _mm256_srli_epi16::<4>(q);
-            (_mm256_and_si256(q, low4), _mm256_and_si256(hi, low4))
-        }
+/// [`K4::groups`] of 128 packed nibbles (Q5_K's low bits are laid out as Q4_K's).
+/// # Safety
+/// The CPU must have AVX2.
+#[inline(always)]
+unsafe fn k4_nibbles(qs: &[u8; QK_K / 2], c: usize) -> (__m256i, __m256i) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0x0F);
+        let q = ld(&qs[32 * c..]);
+        let hi = _mm256_srli_epi16::<4>(q);
+        (_mm256_and_si256(q, low4), _mm256_and_si256(hi, low4))
     }
 }
 
@@ -952,16 +951,20 @@ unsafe fn q6_quarter(a: &BlockQ6K, h: usize, k: usize) -> __m256i {
     }
 }
 
-/// The sum of scale x bsum over a Q6_K block's 16 groups, in the eight i32 lanes of the
-/// result (exact, as the scalar loop's sum).
+/// The 16 scales of a Q6_K block as i16, for [`q6_corr`].
 #[inline(always)]
-unsafe fn q6_corr(a: &BlockQ6K, b: &BlockQ8K) -> __m256i {
-    let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
+unsafe fn q6_scales16(a: &BlockQ6K) -> __m256i {
     // SAFETY: a 16-byte unaligned load of the 16 scale bytes; the caller's features.
-    unsafe {
-        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.scales.as_ptr().cast()));
-        _mm256_madd_epi16(sc16, ld(bs))
-    }
+    unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(a.scales.as_ptr().cast())) }
+}
+
+/// The sum of scale x bsum over a Q6_K block's 16 groups ([`q6_scales16`]), in the eight i32
+/// lanes of the result (exact, as the scalar loop's sum).
+#[inline(always)]
+unsafe fn q6_corr(sc16: __m256i, b: &BlockQ8K) -> __m256i {
+    let bs: &[u8; 32] = bytemuck::cast_ref(&b.bsums);
+    // SAFETY: the caller's features.
+    unsafe { _mm256_madd_epi16(sc16, ld(bs)) }
 }
 
 /// Matches ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`, for `N` activation rows; bit-identical to
@@ -987,10 +990,12 @@ pub(super) fn vec_dot_q6_k_q8_k<const N: usize>(n: usize, w: &[u8], x: &[u8], ou
             }
         }
         let ad = f16(a.d);
+        // SAFETY: this function has the features.
+        let sc16 = unsafe { q6_scales16(a) };
         for j in 0..N {
             let b = &xs[j][i];
             // SAFETY: this function has the features.
-            let corr = hsum_i32(unsafe { q6_corr(a, b) });
+            let corr = hsum_i32(unsafe { q6_corr(sc16, b) });
             let isum = hsum_i32(sumi[j]) - 32 * corr;
             sumf[j] += (ad * f32::from_le_bytes(b.d)) * isum as f32;
         }
@@ -1044,7 +1049,7 @@ unsafe fn q6_sums(a: &BlockQ6K, b: &BlockQ8K) -> (__m256i, __m256i) {
                 sumi = _mm256_add_epi32(sumi, p);
             }
         }
-        (sumi, q6_corr(a, b))
+        (sumi, q6_corr(q6_scales16(a), b))
     }
 }
 

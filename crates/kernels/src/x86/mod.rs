@@ -143,31 +143,8 @@ fn avx2_x4(ty: GgmlType) -> Option<VecDotX4Fn> {
     })
 }
 
-/// Safe wrappers of the AVX2 four-row kernels, for the AVX2 table.
-mod avx2_r4 {
-    macro_rules! wrap {
-        ($($name:ident),*) => {$(
-            pub(super) fn $name(
-                n: usize,
-                w: &[u8],
-                rb: usize,
-                x: &[u8],
-                pf: &[u8],
-                out: &mut [f32; 4],
-            ) {
-                // SAFETY: only reachable through the AVX2 table, which exists only after
-                // AVX2, FMA and F16C were detected and its probe passed.
-                unsafe { super::avx2::$name(n, w, rb, x, pf, out) }
-            }
-        )*};
-    }
-    wrap!(
-        r4_q4_0, r4_q4_1, r4_q5_0, r4_q5_1, r4_q8_0, r4_q4_k, r4_q5_k, r4_q6_k
-    );
-}
-
 fn avx2_r4(ty: GgmlType) -> Option<VecDotR4Fn> {
-    use avx2_r4::*;
+    use avx2::*;
     Some(match ty {
         GgmlType::Q4_0 => r4_q4_0,
         GgmlType::Q4_1 => r4_q4_1,

@@ -75,6 +75,9 @@ pub struct Kernels {
     pub attn_axpy: crate::attn::AttnAxpyFn,
     /// The gated activation of SwiGLU feed-forward layers (see [`crate::act`]).
     pub swiglu: crate::act::SwigluFn,
+    /// The float32 product's micro-kernel (see [`crate::gemm`]): every table's gives the
+    /// scalar bits.
+    pub gemm_f32: crate::gemm::GemmKernels,
     /// The tile kernel for prompt processing (see [`crate::tile`]), where this table has one;
     /// matmul runs several tokens through the four-token kernels otherwise.
     pub tile: Option<crate::tile::TileKernels>,
@@ -118,6 +121,7 @@ pub(crate) const SCALAR: Kernels = Kernels {
     attn_dot: crate::attn::scores_f16_scalar,
     attn_axpy: crate::attn::values_f16_scalar,
     swiglu: crate::act::swiglu_scalar,
+    gemm_f32: crate::gemm::SCALAR,
     // The scalar table defines the results; tiles would add a second definition to test.
     tile: None,
 };

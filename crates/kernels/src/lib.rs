@@ -5,7 +5,8 @@
 //! Layout follows ggml's CPU backend: [`scalar`] holds the `_generic` reference kernels,
 //! `x86` and `aarch64` the `#[target_feature]` ones (x86: AVX2 and AVX-512 tables; Arm:
 //! NEON, dotprod and i8mm tables; each with four-token kernels for prompt processing),
-//! [`dispatch`] the per-type table, [`ops`] the matmul.
+//! [`dispatch`] the per-type table, [`ops`] the matmul; [`gemm`] the float32 matrix product
+//! of the FP32 (Whisper) path, with its micro-kernel in the same table.
 //!
 //! The table is chosen once per process: the best instruction set the CPU reports (CPUID and
 //! the OS's XSAVE state on x86, the kernel's HWCAPs on Arm) whose table also passes a probe
@@ -20,6 +21,7 @@ pub mod act;
 pub mod attn;
 pub mod blocks;
 pub mod dispatch;
+pub mod gemm;
 pub mod ops;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod probe;

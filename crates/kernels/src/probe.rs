@@ -3,14 +3,16 @@
 //! CPUID and the OS's XSAVE state (on Arm, the kernel's HWCAPs) can claim an instruction set
 //! that still faults: virtual machines pass through flags whose state they do not manage
 //! (this machine lists AMX, and AMX instructions fault), and an emulator or a vendor kernel
-//! can report an extension it does not run. So before a SIMD table is used, a forked child runs every kernel of
-//! it on a small fixed input and compares the results with the scalar kernels; a fault (the
-//! child dies of SIGILL) or a wrong result keeps the table out.
+//! can report an extension it does not run. So before a SIMD table is used, a forked child
+//! runs every kernel of it (the float32 product's micro-kernel included) on a small fixed
+//! input and compares the results with the scalar kernels; a fault (the child dies of
+//! SIGILL) or a wrong result keeps the table out.
 //!
 //! Everything the child touches is allocated before `fork`; the child only computes and
 //! leaves with `_exit`, so it takes no lock another thread of the parent might have held.
 
 use crate::dispatch::Kernels;
+use crate::gemm::PanelLine;
 use crate::tile::{ActTile, Format, TILE_ROWS, WeightTile};
 use crate::{GgmlType, dequantize_row, quantize_row_with, vec_dot_type};
 
@@ -85,6 +87,69 @@ impl TileCase {
             .iter()
             .zip(&self.want)
             .all(|(g, w)| g.to_bits() == w.to_bits())
+    }
+}
+
+/// A float32 product tile (see [`crate::gemm`]): the table's `mr` tokens and then one token
+/// by one panel over a ragged run of k, started and then continued, against the scalar
+/// micro-kernel's bits.
+struct GemmCase {
+    x: Vec<f32>,
+    w: Vec<PanelLine>,
+    /// The scalar results for `m = mr` (lines 0..mr) and then `m = 1` (line mr).
+    want: Vec<PanelLine>,
+    /// Where the kernel writes: allocated here, as the child must not allocate.
+    got: Vec<PanelLine>,
+}
+
+/// Elements per token of [`GemmCase`], and where its run of k is cut in two.
+const GEMM_K: usize = 37;
+const GEMM_SPLIT: usize = 20;
+
+impl GemmCase {
+    fn new(bits: &mut Bits, mr: usize) -> Option<GemmCase> {
+        if !(1..=crate::gemm::MR_MAX).contains(&mr) {
+            return None;
+        }
+        let x: Vec<f32> = (0..mr * GEMM_K).map(|_| bits.unit()).collect();
+        let w: Vec<PanelLine> = (0..GEMM_K)
+            .map(|_| PanelLine(core::array::from_fn(|_| bits.unit())))
+            .collect();
+        let mut want = vec![PanelLine::default(); mr + 1];
+        Self::run(crate::gemm::tile_scalar, &x, &w, mr, &mut want);
+        let got = want.clone();
+        Some(GemmCase { x, w, want, got })
+    }
+
+    fn run(
+        tile: crate::gemm::GemmTileFn,
+        x: &[f32],
+        w: &[PanelLine],
+        mr: usize,
+        c: &mut [PanelLine],
+    ) {
+        let (full, one) = c.split_at_mut(mr);
+        tile(x, GEMM_K, mr, &w[..GEMM_SPLIT], full, 1, false);
+        tile(
+            &x[GEMM_SPLIT..],
+            GEMM_K,
+            mr,
+            &w[GEMM_SPLIT..],
+            full,
+            1,
+            true,
+        );
+        tile(x, GEMM_K, 1, w, one, 1, false);
+    }
+
+    /// The table's tile gives the scalar bits. Allocates nothing.
+    fn check(&mut self, table: &Kernels) -> bool {
+        let g = table.gemm_f32;
+        Self::run(g.tile, &self.x, &self.w, g.mr, &mut self.got);
+        self.got
+            .iter()
+            .zip(&self.want)
+            .all(|(g, w)| g.0.map(f32::to_bits) == w.0.map(f32::to_bits))
     }
 }
 
@@ -236,6 +301,9 @@ pub(crate) fn passes(table: &Kernels) -> bool {
     else {
         return false;
     };
+    let Some(mut gemm) = GemmCase::new(&mut bits, table.gemm_f32.mr) else {
+        return false;
+    };
     // The child reports on a pipe rather than by exit status: that works even where the
     // process ignores SIGCHLD (children are then reaped at once and waitpid cannot see them).
     let mut fds = [0; 2];
@@ -249,7 +317,7 @@ pub(crate) fn passes(table: &Kernels) -> bool {
     // memory allocated before the fork.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        child(table, &mut cases, write_end);
+        child(table, &mut cases, &mut gemm, write_end);
     }
     // SAFETY: our own descriptor; the child has its copy.
     unsafe { libc::close(write_end) };
@@ -280,7 +348,7 @@ pub(crate) fn passes(_table: &Kernels) -> bool {
 const PASSED: u8 = b'1';
 
 #[cfg(unix)]
-fn child(table: &Kernels, cases: &mut [Case], report: libc::c_int) -> ! {
+fn child(table: &Kernels, cases: &mut [Case], gemm: &mut GemmCase, report: libc::c_int) -> ! {
     // SAFETY: setrlimit, signal, write and _exit are async-signal-safe. No core file for an
     // expected SIGILL, and default actions for the faults in case the parent handles them.
     unsafe {
@@ -293,7 +361,7 @@ fn child(table: &Kernels, cases: &mut [Case], report: libc::c_int) -> ! {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
-    let verdict = if cases.iter_mut().all(|c| c.check(table)) {
+    let verdict = if cases.iter_mut().all(|c| c.check(table)) && gemm.check(table) {
         PASSED
     } else {
         b'0'
@@ -420,6 +488,32 @@ mod tests {
             ..*Kernels::scalar()
         };
         assert!(passes(&table));
+    }
+
+    /// A float32 product tile one ulp off the scalar bits in one output.
+    fn sloppy_gemm_tile(
+        x: &[f32],
+        ldx: usize,
+        m: usize,
+        w: &[PanelLine],
+        c: &mut [PanelLine],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        crate::gemm::tile_scalar(x, ldx, m, w, c, ldc, accumulate);
+        c[0].0[3] = f32::from_bits(c[0].0[3].to_bits() + 1);
+    }
+
+    #[test]
+    fn a_gemm_tile_that_is_not_bit_identical_fails() {
+        let table = Kernels {
+            gemm_f32: crate::gemm::GemmKernels {
+                mr: 4,
+                tile: sloppy_gemm_tile,
+            },
+            ..*Kernels::scalar()
+        };
+        assert!(!passes(&table));
     }
 
     #[test]

@@ -223,6 +223,8 @@ const NEON: Kernels = Kernels {
     attn_dot: crate::attn::neon_safe::dot,
     attn_axpy: crate::attn::neon_safe::axpy,
     swiglu: crate::act::neon_safe::swiglu,
+    // The portable micro-kernel until a NEON one is written (same bits, slower).
+    gemm_f32: SCALAR.gemm_f32,
     tile: None,
 };
 

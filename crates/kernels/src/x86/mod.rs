@@ -185,6 +185,7 @@ const AVX2: Kernels = Kernels {
     attn_dot: crate::attn::simd_safe::dot,
     attn_axpy: crate::attn::simd_safe::axpy,
     swiglu: crate::act::simd_safe::swiglu_avx2,
+    gemm_f32: crate::gemm::simd_safe::AVX2,
     tile: None,
 };
 

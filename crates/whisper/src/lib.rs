@@ -1,0 +1,14 @@
+//! Whisper speech recognition on lingqiao's kernels.
+//!
+//! - [`ct2`]: the CTranslate2 `model.bin` reader (hostile-file safe, like the GGUF reader);
+//! - [`audio`]: audio files to 16 kHz mono samples;
+//! - [`mel`]: the log-mel front end, as Whisper computes it;
+//! - [`model`]: the encoder and decoder;
+//! - [`decode`]: Whisper's decoding rules and the transcription loop.
+
+pub mod audio;
+pub mod ct2;
+pub mod decode;
+mod math;
+pub mod mel;
+pub mod model;

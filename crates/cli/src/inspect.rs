@@ -27,6 +27,9 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         mmap: false,
     }
     .resolve()?;
+    if path.is_dir() || path.file_name().is_some_and(|f| f == "model.bin") {
+        return inspect_whisper(&path, args.tensors);
+    }
     let file = GgufFile::open(&path).with_context(|| format!("reading {}", path.display()))?;
     // Built whole, then written once: a closed pipe (`| head`) is not an error.
     let mut out = String::new();
@@ -110,6 +113,70 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         crate::bench::cpu_model(),
         lingqiao_kernels::isa(),
         lingqiao_pool::default_threads()
+    )?;
+    crate::write_stdout(&out)
+}
+
+/// A CTranslate2 Whisper model: its spec, shapes, variable types and the memory a
+/// transcription needs (the weights are widened to F32 when loaded).
+fn inspect_whisper(path: &std::path::Path, tensors: bool) -> Result<()> {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().unwrap_or(path).to_path_buf()
+    };
+    let bin = dir.join("model.bin");
+    let f = lingqiao_whisper::ct2::Ct2File::open(&bin)
+        .with_context(|| format!("reading {}", bin.display()))?;
+    let mut out = String::new();
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    writeln!(
+        out,
+        "file: {} (CTranslate2 v{}, {}, revision {}, {size} bytes)",
+        bin.display(),
+        f.version,
+        f.spec,
+        f.revision
+    )?;
+    let mut by_type: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for name in f.names() {
+        let v = f.var(name)?;
+        let e = by_type.entry(format!("{:?}", v.dtype)).or_default();
+        e.0 += 1;
+        e.1 += v.shape.iter().product::<usize>() as u64;
+        if tensors {
+            writeln!(out, "  {name:60} {:?} {:?}", v.dtype, v.shape)?;
+        }
+    }
+    for (ty, (n, elems)) in &by_type {
+        writeln!(out, "  {ty:5} {n:4} variables, {elems} elements")?;
+    }
+    let tr =
+        lingqiao_whisper::decode::Transcriber::load(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let d = tr.model.dims;
+    writeln!(
+        out,
+        "whisper: {} mels, width {}, encoder {} layers x {} heads over {} positions, decoder {} layers x {} heads, {} text positions, vocabulary {} ({})",
+        d.n_mels,
+        d.d_model,
+        d.enc_layers,
+        d.enc_heads,
+        d.n_audio_ctx,
+        d.dec_layers,
+        d.dec_heads,
+        d.n_text_ctx,
+        d.n_vocab,
+        if tr.vocab.is_multilingual() {
+            format!("multilingual, {} languages", tr.vocab.languages.len())
+        } else {
+            "English-only".into()
+        }
+    )?;
+    writeln!(
+        out,
+        "memory: weights {} in F32 (the file holds them in {})",
+        human_bytes(tr.model.weight_bytes() as u64),
+        human_bytes(size)
     )?;
     crate::write_stdout(&out)
 }

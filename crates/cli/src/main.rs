@@ -9,6 +9,7 @@ mod quantize;
 mod run;
 mod serve;
 mod slim;
+mod transcribe;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -61,6 +62,8 @@ enum Command {
     /// Quantize a model to each candidate type and tabulate size, perplexity and KL
     /// divergence from the original; with --fit-memory, keep the best that fits.
     Slim(slim::SlimArgs),
+    /// Speech to text with a Whisper model (segments streamed as they are decoded).
+    Transcribe(transcribe::TranscribeArgs),
 }
 
 /// A GGUF path as is, or a model key fetched (with progress) if missing.
@@ -169,6 +172,7 @@ fn main() -> Result<()> {
         Command::Serve(a) => serve::serve(a),
         Command::Quantize(a) => quantize::quantize(a),
         Command::Import(a) => import::import(a),
+        Command::Transcribe(a) => transcribe::transcribe(a),
         Command::Pull { keys, force } => {
             for key in keys {
                 let opts = PullOptions {

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on every route but / and /health.
     #[arg(long = "api-key")]
     api_key: Option<String>,
+    /// A Whisper model (key such as whisper-tiny-en, or a CTranslate2 model directory) to
+    /// serve beside the language model at /v1/audio/transcriptions and /translations.
+    #[arg(long)]
+    whisper: Option<String>,
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -78,6 +82,49 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         },
         api_key: args.api_key.filter(|k| !k.is_empty()),
     };
-    lingqiao_server::serve(cfg, Arc::new(l.model), Arc::new(l.tokenizer), template)?;
+    let whisper = match &args.whisper {
+        Some(w) => Some(load_whisper(w, args.model.threads)?),
+        None => None,
+    };
+    lingqiao_server::serve(
+        cfg,
+        Arc::new(l.model),
+        Arc::new(l.tokenizer),
+        template,
+        whisper,
+    )?;
     Ok(())
+}
+
+/// The `--whisper` model: fetched by key if missing, or a CTranslate2 directory.
+fn load_whisper(
+    name: &str,
+    threads: Option<usize>,
+) -> Result<lingqiao_server::audio::WhisperService> {
+    let dir = crate::resolve_model(name)?;
+    let dir = if dir.is_file() {
+        dir.parent()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default()
+    } else {
+        dir
+    };
+    let tr = lingqiao_whisper::decode::Transcriber::load(&dir)
+        .map_err(|e| anyhow::anyhow!("loading the Whisper model in {}: {e}", dir.display()))?;
+    let is_key = lingqiao_fetch::registry().iter().any(|s| s.key == name);
+    let id = if is_key {
+        name.to_string()
+    } else {
+        dir.file_name()
+            .map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned())
+    };
+    let aliases = if id == name {
+        Vec::new()
+    } else {
+        vec![name.to_string()]
+    };
+    let threads = threads.unwrap_or_else(lingqiao_pool::default_threads);
+    Ok(lingqiao_server::audio::WhisperService::new(
+        id, aliases, tr, threads,
+    ))
 }

@@ -19,6 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("LINGQIAO_BIN", str(ROOT / "target" / "release" / "lingqiao"))
 MODEL = "qwen05"
+# The speech model served beside it at /v1/audio/*.
+WHISPER = "whisper-tiny-en"
 API_KEY = "sk-lingqiao-test"
 N_CTX = 4096
 # Qwen2.5-0.5B's hidden size.
@@ -98,7 +100,9 @@ def start_server(log: Path, *args: str):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
-    yield from start_server(log, "--parallel", "4", "--ctx", str(N_CTX))
+    yield from start_server(
+        log, "--parallel", "4", "--ctx", str(N_CTX), "--whisper", WHISPER
+    )
 
 
 @pytest.fixture(scope="session")

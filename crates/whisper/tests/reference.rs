@@ -112,7 +112,10 @@ fn base_greedy_text_and_language_equal_the_reference_on_every_clip() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
 
+/// The slowest of these (about a minute on 2 cores), left out of CI's run for its 30-minute
+/// budget: `cargo test --release -p lingqiao-whisper --test reference -- --ignored`.
 #[test]
+#[ignore = "a minute of CI time; run with --ignored"]
 fn base_beam5_text_equals_the_reference_on_every_clip() {
     let (n, diffs) = run_clips("whisper-base", "beam5");
     assert!(n >= 10, "only {n} clips");

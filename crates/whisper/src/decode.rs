@@ -584,6 +584,9 @@ impl Transcriber {
             w
         };
         let mut language = None;
+        // The first window's encoding when language detection made it (faster-whisper
+        // hands it on too), so that window is not encoded twice.
+        let mut first_enc = None;
         if v.is_multilingual() {
             match &opts.language {
                 Some(code) => {
@@ -596,6 +599,7 @@ impl Transcriber {
                     let size = N_FRAMES.min(content_frames);
                     let enc = self.model.encode(&window(0, size));
                     language = self.detect_language(&enc);
+                    first_enc = Some(enc);
                 }
             }
         }
@@ -616,7 +620,10 @@ impl Transcriber {
             let time_offset = seek as f64 * TIME_PER_FRAME;
             let size = N_FRAMES.min(content_frames - seek);
             let duration = size as f64 * TIME_PER_FRAME;
-            let enc = self.model.encode(&window(seek, size));
+            let enc = match first_enc.take() {
+                Some(enc) if seek == 0 => enc,
+                _ => self.model.encode(&window(seek, size)),
+            };
             let previous = &all_tokens[prompt_reset_since..];
             let mut prompt = Vec::new();
             if !previous.is_empty() {

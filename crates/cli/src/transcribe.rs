@@ -4,7 +4,7 @@
 use crate::cost::{ProcessCost, human_bytes};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use lingqiao_whisper::decode::{Options, Segment, Task, Transcriber};
+use lingqiao_whisper::decode::{Options, Segment, Task, Transcriber, format_timestamp};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,17 +49,6 @@ pub struct TranscribeArgs {
     pub audio: PathBuf,
 }
 
-fn timestamp(t: f64, sep: char) -> String {
-    let ms = (t * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
 fn print_segment(
     out: &mut impl Write,
     format: Format,
@@ -73,8 +62,8 @@ fn print_segment(
             out,
             "{}\n{} --> {}\n{}\n",
             i + 1,
-            timestamp(s.start, ','),
-            timestamp(s.end, ','),
+            format_timestamp(s.start, ','),
+            format_timestamp(s.end, ','),
             s.text.trim()
         ),
         Format::Vtt => {
@@ -84,8 +73,8 @@ fn print_segment(
             writeln!(
                 out,
                 "{} --> {}\n{}\n",
-                timestamp(s.start, '.'),
-                timestamp(s.end, '.'),
+                format_timestamp(s.start, '.'),
+                format_timestamp(s.end, '.'),
                 s.text.trim()
             )
         }

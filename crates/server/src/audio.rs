@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use lingqiao_whisper::decode::{Language, Options, Segment, Task, Transcriber};
+use lingqiao_whisper::decode::{Language, Options, Segment, Task, Transcriber, format_timestamp};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -160,17 +160,6 @@ async fn read_form(mut form: Multipart, task: Task) -> Result<Form, ApiError> {
     Ok(f)
 }
 
-fn timestamp(t: f64, sep: char) -> String {
-    let ms = (t * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
 async fn run(
     State(state): State<Arc<AppState>>,
     form: Multipart,
@@ -267,8 +256,8 @@ async fn run(
                     format!(
                         "{}\n{} --> {}\n{}\n\n",
                         i + 1,
-                        timestamp(s.start, ','),
-                        timestamp(s.end, ','),
+                        format_timestamp(s.start, ','),
+                        format_timestamp(s.end, ','),
                         s.text.trim()
                     )
                 })
@@ -280,8 +269,8 @@ async fn run(
                 .chain(segs.iter().map(|s| {
                     format!(
                         "{} --> {}\n{}\n\n",
-                        timestamp(s.start, '.'),
-                        timestamp(s.end, '.'),
+                        format_timestamp(s.start, '.'),
+                        format_timestamp(s.end, '.'),
                         s.text.trim()
                     )
                 }))

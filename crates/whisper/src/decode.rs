@@ -215,6 +215,19 @@ impl Default for Options {
     }
 }
 
+/// `t` seconds as subtitles write it: `HH:MM:SS` then `sep` (`,` in SRT, `.` in WebVTT) and
+/// milliseconds.
+pub fn format_timestamp(t: f64, sep: char) -> String {
+    let ms = (t.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
 /// A detected (or given) language: its code and probability.
 pub type Language = (String, f64);
 

@@ -120,11 +120,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
 /// A CTranslate2 Whisper model: its spec, shapes, variable types and the memory a
 /// transcription needs (the weights are widened to F32 when loaded).
 fn inspect_whisper(path: &std::path::Path, tensors: bool) -> Result<()> {
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().unwrap_or(path).to_path_buf()
-    };
+    let dir = lingqiao_whisper::model_dir(path);
     let bin = dir.join("model.bin");
     let f = lingqiao_whisper::ct2::Ct2File::open(&bin)
         .with_context(|| format!("reading {}", bin.display()))?;

@@ -101,14 +101,7 @@ fn load_whisper(
     name: &str,
     threads: Option<usize>,
 ) -> Result<lingqiao_server::audio::WhisperService> {
-    let dir = crate::resolve_model(name)?;
-    let dir = if dir.is_file() {
-        dir.parent()
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default()
-    } else {
-        dir
-    };
+    let dir = lingqiao_whisper::model_dir(&crate::resolve_model(name)?);
     let tr = lingqiao_whisper::decode::Transcriber::load(&dir)
         .map_err(|e| anyhow::anyhow!("loading the Whisper model in {}: {e}", dir.display()))?;
     let is_key = lingqiao_fetch::registry().iter().any(|s| s.key == name);

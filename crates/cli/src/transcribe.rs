@@ -83,12 +83,7 @@ fn print_segment(
 }
 
 pub fn transcribe(args: TranscribeArgs) -> Result<()> {
-    let dir = crate::resolve_model(&args.model)?;
-    let dir = if dir.is_file() {
-        dir.parent().map(PathBuf::from).unwrap_or_default()
-    } else {
-        dir
-    };
+    let dir = lingqiao_whisper::model_dir(&crate::resolve_model(&args.model)?);
     if args.beam == 0 {
         bail!("--beam must be at least 1");
     }

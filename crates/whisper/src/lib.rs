@@ -12,3 +12,12 @@ pub mod decode;
 mod math;
 pub mod mel;
 pub mod model;
+
+/// The directory of a CTranslate2 Whisper model, given the directory or its `model.bin`.
+pub fn model_dir(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_file() {
+        path.parent().unwrap_or(path).to_path_buf()
+    } else {
+        path.to_path_buf()
+    }
+}

@@ -12,7 +12,7 @@ use lingqiao_kernels::gemm::{PackedF32, gemm_f32, gemm_f32_nt};
 use std::path::Path;
 
 /// Frames of audio the encoder sees at once (30 s at 100 frames per second).
-pub const N_FRAMES: usize = 3000;
+pub use crate::mel::N_FRAMES;
 const LN_EPS: f32 = 1e-5;
 
 /// The shapes of a Whisper model, read from the variables themselves.
